@@ -187,19 +187,6 @@ pub enum MatchWork {
         /// When it was hashed (Unix ms).
         fetched_at_ms: i64,
     },
-    /// An image could not be hashed: recorded so nothing is silently lost.
-    ImageFailed {
-        /// The scan.
-        scan: String,
-        /// Image URL.
-        image_id: String,
-        /// Why.
-        reason: FailReason,
-        /// Detail.
-        detail: String,
-        /// When (Unix ms).
-        at_ms: i64,
-    },
 }
 
 /// The synthetic id of a `data:` image: its media type and BLAKE3, never its bytes.

@@ -182,7 +182,7 @@ impl MultiHasher {
 }
 
 /// Error for a hex string that is not a digest of the expected length.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum HexError {
     /// Wrong number of hex digits.
     #[error("expected {expected} hex digits, found {found}")]

@@ -1,0 +1,221 @@
+//! The `hashscan` command as a user runs it: hashes that agree with the
+//! standard tools, reference checks, and a scan of the loopback test web
+//! followed by `hits` in every format.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hashscan_hash::CryptoAlgo;
+use hashscan_testweb::{TestWeb, WebSpec};
+
+fn hashscan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hashscan")).args(args).output().expect("hashscan runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The hex digest a standard tool prints for `file`.
+fn tool_digest(tool: &str, file: &Path) -> String {
+    let out = Command::new(tool)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} is needed by this test (scripts/test installs it): {e}"));
+    assert!(out.status.success(), "{tool} failed");
+    stdout(&out).split_whitespace().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn hash_agrees_with_md5sum_sha1sum_sha256sum_and_b3sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, len) in [("empty", 0usize), ("small", 3), ("chunky", 16 * 1024 + 1), ("big", 3 << 20)] {
+        let path = dir.path().join(name);
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, data).unwrap();
+        files.push(path);
+    }
+    let args: Vec<&str> =
+        ["hash", "--format", "jsonl"].into_iter().chain(files.iter().map(|f| f.to_str().unwrap())).collect();
+    let out = hashscan(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), files.len());
+    for (line, file) in lines.iter().zip(&files) {
+        assert_eq!(line["file"], file.to_str().unwrap());
+        assert_eq!(line["bytes"], std::fs::metadata(file).unwrap().len());
+        for (field, tool) in [("md5", "md5sum"), ("sha1", "sha1sum"), ("sha256", "sha256sum"), ("blake3", "b3sum")] {
+            assert_eq!(line[field], tool_digest(tool, file), "{field} of {}", file.display());
+        }
+    }
+}
+
+#[test]
+fn hash_reports_unreadable_files_and_fails() {
+    let out = hashscan(&["hash", "--format", "jsonl", "/nonexistent/file.jpg"]);
+    assert!(!out.status.success());
+    let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["file"], "/nonexistent/file.jpg");
+    assert!(line["error"].as_str().unwrap().contains("No such file"), "{line}");
+}
+
+#[test]
+fn refset_check_reports_every_malformed_row_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("list.csv");
+    let good = "900150983cd24fb0d6963f7d28e17f72";
+    std::fs::write(&path, format!("id,md5,source\nA,{good},x\nB,{}z,x\nC,abc,x\nD,{good}\n", &good[1..])).unwrap();
+    let out = hashscan(&["refset", "check", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("list.csv:3"), "{text}");
+    assert!(text.contains("list.csv:4"), "{text}");
+    assert!(text.contains("list.csv:5"), "{text}");
+    assert!(text.contains("source"), "unknown column is named: {text}");
+    assert!(text.contains("3 error(s)"), "{text}");
+}
+
+#[test]
+fn scan_refuses_to_start_on_a_malformed_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.csv");
+    std::fs::write(&path, "sha1\nnot-hex\n").unwrap();
+    let out = hashscan(&[
+        "scan",
+        "--seed",
+        "http://www.site0.test/",
+        "--reference",
+        path.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad.csv:2"), "{}", stderr(&out));
+    assert!(!dir.path().join("data").exists(), "nothing was scanned");
+}
+
+#[test]
+fn scan_rejects_bad_flags_with_the_flag_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.csv");
+    std::fs::write(&path, "md5\n900150983cd24fb0d6963f7d28e17f72\n").unwrap();
+    let reference = path.to_str().unwrap();
+    for (flag, value, needle) in [
+        ("--seed", "ftp://x.test/", "--seed"),
+        ("--allow-net", "10.0.0.0/33", "--allow-net"),
+        ("--resolve", "nohost", "--resolve"),
+        ("--rate", "0", "--rate"),
+    ] {
+        let mut args = vec!["scan", "--reference", reference, flag, value];
+        if flag != "--seed" {
+            args.extend(["--seed", "http://www.site0.test/"]);
+        }
+        let out = hashscan(&args);
+        assert!(!out.status.success(), "{flag} {value}");
+        assert!(stderr(&out).contains(needle), "{flag}: {}", stderr(&out));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_then_hits_in_every_format() {
+    let web = TestWeb::start(WebSpec { sites: 2, ..WebSpec::default() }, 0).await.unwrap();
+    let m = web.manifest().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.csv");
+    std::fs::write(&reference, web.reference_csv()).unwrap();
+    let seeds = dir.path().join("seeds.txt");
+    std::fs::write(&seeds, format!("# the test web\n{}\n", m.seeds.join("\n"))).unwrap();
+    let data = dir.path().join("data");
+    let mut args: Vec<String> = vec![
+        "scan".into(),
+        "--seeds".into(),
+        seeds.display().to_string(),
+        "--reference".into(),
+        reference.display().to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--rate".into(),
+        "100".into(),
+        "--allow-net".into(),
+        web.allow_net(),
+        "--scan-id".into(),
+        "cli-1".into(),
+    ];
+    for r in m.resolve_flags() {
+        args.extend(["--resolve".into(), r]);
+    }
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_hashscan")).args(&args).output().expect("hashscan runs")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("scan cli-1 finished"), "{}", stderr(&out));
+    web.shutdown().await;
+
+    let data = data.to_str().unwrap();
+    let out = hashscan(&["hits", "--data-dir", data, "--format", "jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hits: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let found: BTreeSet<String> = hits.iter().map(|h| h["blake3"].as_str().unwrap().to_string()).collect();
+    let expected: BTreeSet<String> = m.expected_hits().map(|c| c.digests.hex(CryptoAlgo::Blake3)).collect();
+    assert_eq!(found, expected);
+    for h in &hits {
+        for field in [
+            "image_url",
+            "page_urls",
+            "host",
+            "score",
+            "match",
+            "match_algo",
+            "distance",
+            "reference_version",
+            "md5",
+            "sha1",
+            "sha256",
+            "blake3",
+            "reasons",
+            "status",
+            "first_seen",
+            "last_seen",
+            "scan",
+        ] {
+            assert!(h.get(field).is_some(), "{field} missing in {h}");
+        }
+        assert_eq!(h["match"], "exact");
+        assert_eq!(h["scan"], "cli-1");
+    }
+
+    let all = hashscan(&["hits", "--data-dir", data, "--all", "--format", "jsonl"]);
+    assert_eq!(stdout(&all).lines().count() as u64, m.expected.contents);
+    let csv = hashscan(&["hits", "--data-dir", data, "--format", "csv"]);
+    assert_eq!(stdout(&csv).lines().count(), hits.len() + 1, "header plus one row per hit");
+    let table = hashscan(&["hits", "--data-dir", data]);
+    assert!(stdout(&table).contains(&format!("{} image(s)", hits.len())));
+    let none = hashscan(&["hits", "--data-dir", data, "--min-score", "2"]);
+    assert!(!none.status.success());
+    assert!(stderr(&none).contains("--min-score"));
+}
+
+#[test]
+fn hits_without_results_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hashscan(&["hits", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("hashscan scan"), "{}", stderr(&out));
+}
+
+#[test]
+fn demo_scans_the_test_web_and_checks_its_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hashscan(&["demo", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains(" 0 false hit(s)"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("exact"), "{}", stdout(&out));
+}

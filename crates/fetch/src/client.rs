@@ -1,0 +1,460 @@
+//! HTTP fetching with hard limits and the network guard.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hashscan_bus::{data_image_id, FailReason, FetchReport, FetchTask, MatchWork, Outcome, TaskKind};
+use hashscan_extract::{ExtractLimits, ImageRef};
+use hashscan_hash::Digests;
+use hashscan_netguard::{NetPolicy, Overrides, Refused};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::sniff::{looks_like_html, sniff_image};
+
+/// Limits and identity of a fetcher.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// The User-Agent header.
+    pub user_agent: String,
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time from request to response headers.
+    pub first_byte_timeout: Duration,
+    /// Time for a whole request, body included.
+    pub total_timeout: Duration,
+    /// Cap on an HTML body, after decompression.
+    pub max_page_bytes: usize,
+    /// Cap on an image body, after decompression.
+    pub max_image_bytes: usize,
+    /// Cap on all bodies in flight together.
+    pub memory_budget_bytes: usize,
+    /// How long a body may wait for room in the memory budget.
+    pub budget_wait: Duration,
+    /// Which addresses may be connected to.
+    pub policy: NetPolicy,
+    /// Pinned host → address mappings.
+    pub overrides: Overrides,
+    /// Limits on what one page may yield.
+    pub extract: ExtractLimits,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            user_agent: concat!("hashscan/", env!("CARGO_PKG_VERSION"), " (hash-only child-protection scanner)").into(),
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(20),
+            total_timeout: Duration::from_secs(60),
+            max_page_bytes: 5 << 20,
+            max_image_bytes: 32 << 20,
+            memory_budget_bytes: 256 << 20,
+            budget_wait: Duration::from_secs(30),
+            policy: NetPolicy::open_web(),
+            overrides: Overrides::default(),
+            extract: ExtractLimits::default(),
+        }
+    }
+}
+
+/// The HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build HTTP client: {0}")]
+pub struct InitError(String);
+
+/// A resolver that answers only with addresses the [`NetPolicy`] allows.
+///
+/// Plugged into the HTTP client so that the check happens on the very
+/// addresses the connection will use.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    policy: NetPolicy,
+    overrides: Overrides,
+}
+
+impl GuardedResolver {
+    /// A resolver enforcing `policy`, with pinned `overrides`.
+    pub fn new(policy: NetPolicy, overrides: Overrides) -> Self {
+        Self { policy, overrides }
+    }
+
+    /// Resolves a host name to the allowed addresses, or says why none is.
+    pub async fn lookup(&self, host: &str) -> Result<Vec<SocketAddr>, ResolveError> {
+        let addrs: Vec<SocketAddr> = match self.overrides.get(host) {
+            Some(ip) => vec![SocketAddr::new(ip, 0)],
+            None => tokio::net::lookup_host((host, 0))
+                .await
+                .map_err(|e| ResolveError::Dns(format!("{host}: {e}")))?
+                .collect(),
+        };
+        let mut first_refusal = None;
+        let allowed: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| match self.policy.check(a.ip()) {
+                Ok(()) => true,
+                Err(r) => {
+                    first_refusal.get_or_insert(r);
+                    false
+                }
+            })
+            .collect();
+        match (allowed.is_empty(), first_refusal) {
+            (false, _) => Ok(allowed),
+            (true, Some(r)) => Err(ResolveError::Refused(r)),
+            (true, None) => Err(ResolveError::Dns(format!("{host}: no addresses"))),
+        }
+    }
+}
+
+/// Why a host name gave no usable address.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Every address was refused by the network policy.
+    #[error(transparent)]
+    Refused(Refused),
+    /// The name did not resolve.
+    #[error("dns: {0}")]
+    Dns(String),
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let this = self.clone();
+        Box::pin(async move {
+            let addrs = this.lookup(name.as_str()).await?;
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// What one fetch produced: the report for the scheduler, and work for the matcher.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Exactly one per task.
+    pub report: FetchReport,
+    /// Edges and hashes for the matcher.
+    pub work: Vec<MatchWork>,
+}
+
+/// Downloads pages and images within limits.
+pub struct Fetcher {
+    client: reqwest::Client,
+    config: FetchConfig,
+    budget: Arc<Semaphore>,
+    /// Bounds CPU-heavy work (hashing, parsing) to the number of cores, so a
+    /// burst of images cannot flood the blocking pool.
+    cpu: Arc<Semaphore>,
+}
+
+struct Failure(FailReason, String);
+
+impl Failure {
+    fn new(reason: FailReason, detail: impl Into<String>) -> Self {
+        Self(reason, detail.into())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// One KiB of budget per permit; a body holds permits for its whole size.
+const BUDGET_UNIT: usize = 1024;
+
+impl Fetcher {
+    /// Builds the HTTP client: no proxies, no automatic redirects, gzip
+    /// decoding (capped after decompression by the body limits), and the
+    /// guarded resolver.
+    pub fn new(config: FetchConfig) -> Result<Self, InitError> {
+        // Any provider will do; ignore the error when one is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let resolver = GuardedResolver::new(config.policy.clone(), config.overrides.clone());
+        let client = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.total_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(2)
+            .dns_resolver(Arc::new(resolver))
+            .build()
+            .map_err(|e| InitError(e.to_string()))?;
+        let units = (config.memory_budget_bytes / BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Ok(Self { client, budget: Arc::new(Semaphore::new(units)), cpu: Arc::new(Semaphore::new(cores)), config })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &FetchConfig {
+        &self.config
+    }
+
+    /// Fetches one task. Never fails: a failure is an [`Outcome::Failed`].
+    pub async fn fetch(&self, task: FetchTask) -> Fetched {
+        let started_at_ms = now_ms();
+        let mut work = Vec::new();
+        let mut ip = None;
+        let outcome = match self.fetch_inner(&task, &mut ip, &mut work).await {
+            Ok(o) => o,
+            Err(Failure(reason, detail)) => Outcome::Failed { reason, detail },
+        };
+        if let Outcome::Failed { reason, detail } = &outcome {
+            tracing::debug!(url = %task.url, reason = reason.code(), %detail, "fetch failed");
+        }
+        Fetched { report: FetchReport { task, started_at_ms, ip, outcome }, work }
+    }
+
+    async fn fetch_inner(
+        &self,
+        task: &FetchTask,
+        ip: &mut Option<IpAddr>,
+        work: &mut Vec<MatchWork>,
+    ) -> Result<Outcome, Failure> {
+        if let Some(literal) = literal_ip(&task.url) {
+            self.config.policy.check(literal).map_err(|r| Failure::new(FailReason::NetPolicy, r.to_string()))?;
+        }
+        let send = self.client.get(task.url.clone()).send();
+        let resp = match tokio::time::timeout(self.config.first_byte_timeout, send).await {
+            Err(_) => return Err(Failure::new(FailReason::Timeout, "no response headers in time")),
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(r)) => r,
+        };
+        *ip = resp.remote_addr().map(|a| a.ip());
+        let status = resp.status();
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| task.url.join(l.trim()).ok())
+                .ok_or_else(|| {
+                    Failure::new(FailReason::Redirect, format!("HTTP {} without a usable Location", status.as_u16()))
+                })?;
+            return Ok(Outcome::Redirect { location });
+        }
+        if !status.is_success() {
+            return Err(Failure::new(FailReason::HttpStatus, format!("HTTP {}", status.as_u16())));
+        }
+        let content_type =
+            resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let cap = match task.kind {
+            TaskKind::Page => self.config.max_page_bytes,
+            TaskKind::Image => self.config.max_image_bytes,
+        };
+        let (body, permit) = self.read_body(resp, cap).await?;
+        let host = task.host().to_string();
+        let fetched_at_ms = now_ms();
+        if let Some(format) = sniff_image(&body) {
+            // An image task, or a link that turned out to be an image: hash it.
+            let digests = self.hash_and_drop(body, permit).await?;
+            // For an image task the referrer is the embedding page; for a page
+            // task that turned out to be an image, the page that linked it.
+            let page_url = task.referrer.clone();
+            tracing::trace!(url = %task.url, format = format.media_type(), "image hashed");
+            work.push(MatchWork::ImageHashed {
+                scan: task.scan.clone(),
+                image_id: task.url.to_string(),
+                page_url,
+                host,
+                ip: *ip,
+                digests,
+                fetched_at_ms,
+            });
+            return Ok(Outcome::Image { bytes: digests.bytes });
+        }
+        if task.kind == TaskKind::Image {
+            return Err(Failure::new(
+                FailReason::NotAnImage,
+                format!(
+                    "body is not a known image format (Content-Type {})",
+                    content_type.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
+        if !looks_like_html(content_type.as_deref(), &body) {
+            return Err(Failure::new(
+                FailReason::NotHtml,
+                format!("neither HTML nor an image (Content-Type {})", content_type.as_deref().unwrap_or("none")),
+            ));
+        }
+        self.parse_page(task, body, permit, content_type, fetched_at_ms, work).await
+    }
+
+    async fn parse_page(
+        &self,
+        task: &FetchTask,
+        body: Vec<u8>,
+        permit: OwnedSemaphorePermit,
+        content_type: Option<String>,
+        at_ms: i64,
+        work: &mut Vec<MatchWork>,
+    ) -> Result<Outcome, Failure> {
+        let charset = content_type.as_deref().and_then(charset_of).map(str::to_string);
+        let page_url = task.url.clone();
+        let limits = self.config.extract.clone();
+        let _cpu =
+            self.cpu.clone().acquire_owned().await.map_err(|_| Failure::new(FailReason::Parse, "shutting down"))?;
+        let parsed = tokio::task::spawn_blocking(move || {
+            let res = hashscan_extract::extract(&body, &page_url, charset.as_deref(), &limits);
+            drop(body);
+            drop(permit);
+            res.map(|ex| {
+                // Hash data: images here, on the blocking pool, and keep only their ids.
+                let mut images = Vec::new();
+                let mut image_ids = Vec::new();
+                let mut data = Vec::new();
+                for img in ex.images {
+                    match img {
+                        ImageRef::Url { url, .. } => {
+                            image_ids.push(url.to_string());
+                            images.push(url);
+                        }
+                        ImageRef::Data { media_type, bytes, .. } => {
+                            let digests = Digests::of(&bytes);
+                            drop(bytes);
+                            let id = data_image_id(&media_type, &digests);
+                            image_ids.push(id.clone());
+                            data.push((id, digests));
+                        }
+                    }
+                }
+                (ex.links, images, image_ids, data)
+            })
+        })
+        .await
+        .map_err(|e| Failure::new(FailReason::Parse, e.to_string()))?
+        .map_err(|e| Failure::new(FailReason::Parse, e.to_string()))?;
+        let (links, images, image_ids, data) = parsed;
+        let data_images = data.len() as u32;
+        work.push(MatchWork::PageImages {
+            scan: task.scan.clone(),
+            page_url: task.url.clone(),
+            images: image_ids,
+            seen_at_ms: at_ms,
+        });
+        for (id, digests) in data {
+            work.push(MatchWork::ImageHashed {
+                scan: task.scan.clone(),
+                image_id: id,
+                page_url: Some(task.url.clone()),
+                host: task.host().to_string(),
+                ip: None,
+                digests,
+                fetched_at_ms: at_ms,
+            });
+        }
+        Ok(Outcome::Page { links, images, data_images })
+    }
+
+    /// Streams a body into one buffer of at most `cap` bytes, holding memory
+    /// budget for every byte buffered.
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        cap: usize,
+    ) -> Result<(Vec<u8>, OwnedSemaphorePermit), Failure> {
+        if let Some(len) = resp.content_length() {
+            if len > cap as u64 {
+                return Err(Failure::new(FailReason::TooLarge, format!("Content-Length {len} exceeds cap {cap}")));
+            }
+        }
+        let mut permit = self.reserve(1).await?;
+        let mut held = BUDGET_UNIT;
+        let mut buf: Vec<u8> = Vec::with_capacity(resp.content_length().unwrap_or(0).min(cap as u64) as usize);
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Err(classify(&e)),
+            };
+            if buf.len() + chunk.len() > cap {
+                return Err(Failure::new(FailReason::TooLarge, format!("body exceeds cap {cap} bytes")));
+            }
+            let need = buf.len() + chunk.len();
+            if need > held {
+                let units = (need - held).div_ceil(BUDGET_UNIT);
+                permit.merge(self.reserve(units).await?);
+                held += units * BUDGET_UNIT;
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok((buf, permit))
+    }
+
+    async fn reserve(&self, units: usize) -> Result<OwnedSemaphorePermit, Failure> {
+        let units =
+            u32::try_from(units).map_err(|_| Failure::new(FailReason::MemoryBudget, "body larger than budget"))?;
+        let acquire = self.budget.clone().acquire_many_owned(units);
+        match tokio::time::timeout(self.config.budget_wait, acquire).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(Failure::new(FailReason::MemoryBudget, "budget closed")),
+            Err(_) => Err(Failure::new(FailReason::MemoryBudget, "memory budget stayed exhausted")),
+        }
+    }
+
+    /// Hashes a body on the blocking pool and drops it there: the buffer
+    /// never comes back.
+    async fn hash_and_drop(&self, body: Vec<u8>, permit: OwnedSemaphorePermit) -> Result<Digests, Failure> {
+        let _cpu =
+            self.cpu.clone().acquire_owned().await.map_err(|_| Failure::new(FailReason::Parse, "shutting down"))?;
+        tokio::task::spawn_blocking(move || {
+            let d = Digests::of(&body);
+            drop(body);
+            drop(permit);
+            d
+        })
+        .await
+        .map_err(|e| Failure::new(FailReason::Parse, format!("hashing task failed: {e}")))
+    }
+}
+
+fn literal_ip(url: &Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+fn charset_of(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case("charset")).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// Maps a transport error to a reason, finding a network-policy refusal or
+/// a DNS failure anywhere in its source chain.
+fn classify(e: &reqwest::Error) -> Failure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<ResolveError>() {
+            return match r {
+                ResolveError::Refused(refused) => Failure::new(FailReason::NetPolicy, refused.to_string()),
+                ResolveError::Dns(d) => Failure::new(FailReason::Dns, d.clone()),
+            };
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        Failure::new(FailReason::Timeout, e.to_string())
+    } else if e.is_decode() || e.is_body() {
+        Failure::new(FailReason::Network, format!("body: {}", chain(e)))
+    } else {
+        Failure::new(FailReason::Network, chain(e))
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,232 @@
+//! The matcher role: look hashes up in the reference set, record every
+//! sighting, score, and open cases.
+//!
+//! It consumes [`MatchWork`] from the bus: page→image edges and hashed
+//! images, in any order and possibly more than once. Every write is
+//! idempotent (see `hashscan-store`), so a redelivered message changes
+//! nothing.
+//!
+//! Decision: for now an image's score is its exact match (1.0) or nothing
+//! (0.0); the circumstance-based risk score replaces [`Matcher::assess`]
+//! later without touching the loop. When several algorithms match, the
+//! strongest (SHA-256, then BLAKE3, SHA-1, MD5) is the one named.
+#![deny(missing_docs)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hashscan_bus::{Bus, BusError, MatchWork, Message, Topic};
+use hashscan_hash::Digests;
+use hashscan_refset::{Algo, ReferenceSet};
+use hashscan_store::{Assessment, CaseStore, ImageRecord, MatchKind, Reason, SightingStore, StoreError};
+
+/// The matcher failed in a way that needs the message redelivered.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The bus failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Matches hashes and keeps the record.
+pub struct Matcher {
+    refset: Arc<ReferenceSet>,
+    sightings: Arc<dyn SightingStore>,
+    cases: Arc<dyn CaseStore>,
+    threshold: f64,
+    images: AtomicU64,
+    hits: AtomicU64,
+}
+
+/// Order in which a matching algorithm is named: strongest first.
+const STRENGTH: [Algo; 4] = [Algo::Sha256, Algo::Blake3, Algo::Sha1, Algo::Md5];
+
+impl Matcher {
+    /// A matcher against `refset`; images scoring at least `threshold` become cases.
+    pub fn new(
+        refset: Arc<ReferenceSet>,
+        sightings: Arc<dyn SightingStore>,
+        cases: Arc<dyn CaseStore>,
+        threshold: f64,
+    ) -> Self {
+        Self { refset, sightings, cases, threshold, images: AtomicU64::new(0), hits: AtomicU64::new(0) }
+    }
+
+    /// Images hashed so far (including redeliveries).
+    pub fn images(&self) -> u64 {
+        self.images.load(Ordering::Relaxed)
+    }
+
+    /// Case openings so far (including re-openings of the same case).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Scores an image from its digests.
+    pub fn assess(&self, d: &Digests) -> Assessment {
+        let version = self.refset.version().to_string();
+        for algo in STRENGTH {
+            let digest: &[u8] = match algo {
+                Algo::Sha256 => &d.sha256,
+                Algo::Blake3 => &d.blake3,
+                Algo::Sha1 => &d.sha1,
+                Algo::Md5 => &d.md5,
+                Algo::Pdq => continue,
+            };
+            if let Some(item) = self.refset.find(algo, digest) {
+                let what = match (&item.id, &item.label) {
+                    (Some(id), Some(label)) => format!("item {id} ({label})"),
+                    (Some(id), None) => format!("item {id}"),
+                    (None, Some(label)) => format!("item at line {} ({label})", item.line),
+                    (None, None) => format!("item at line {}", item.line),
+                };
+                return Assessment {
+                    score: 1.0,
+                    match_kind: MatchKind::Exact,
+                    match_algo: Some(algo.to_string()),
+                    distance: Some(0),
+                    reference_version: Some(version.clone()),
+                    reasons: vec![Reason {
+                        factor: "exact_match".into(),
+                        value: 1.0,
+                        weight: 1.0,
+                        note: format!(
+                            "{algo} listed in reference set {} version {version}, {what}",
+                            self.refset.source_name()
+                        ),
+                    }],
+                };
+            }
+        }
+        Assessment {
+            score: 0.0,
+            match_kind: MatchKind::None,
+            match_algo: None,
+            distance: None,
+            reference_version: Some(version),
+            reasons: Vec::new(),
+        }
+    }
+
+    /// Handles one piece of work; safe to call again with the same work.
+    pub async fn handle(&self, work: MatchWork) -> Result<(), MatchError> {
+        match work {
+            MatchWork::PageImages { scan, page_url, images, seen_at_ms } => {
+                self.sightings.record_edges(&scan, page_url.as_str(), &images, seen_at_ms).await?;
+            }
+            MatchWork::ImageHashed { scan, image_id, page_url, host, ip, digests, fetched_at_ms } => {
+                self.images.fetch_add(1, Ordering::Relaxed);
+                self.sightings
+                    .record_image(ImageRecord {
+                        scan: scan.clone(),
+                        image_id: image_id.clone(),
+                        page_url: page_url.map(|u| u.to_string()),
+                        host,
+                        ip: ip.map(|i| i.to_string()),
+                        digests,
+                        fetched_at_ms,
+                    })
+                    .await?;
+                let assessment = self.assess(&digests);
+                let score = assessment.score;
+                self.sightings.record_assessment(digests.blake3, assessment).await?;
+                if score >= self.threshold {
+                    self.cases.open_case(digests.blake3, score, &scan, fetched_at_ms).await?;
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(scan = %scan, image = %image_id, score, "case opened");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Consumes matcher work with `concurrency` loops until the topic closes.
+/// A message is acknowledged only after its writes are done; a store
+/// failure rejects it with the reason instead of losing it silently.
+pub async fn run_matcher(bus: Arc<dyn Bus>, matcher: Arc<Matcher>, concurrency: usize) -> Result<(), BusError> {
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let mut consumer = bus.consume(Topic::Match).await?;
+        let matcher = matcher.clone();
+        loops.spawn(async move {
+            while let Some(delivery) = consumer.next().await {
+                let Message::Match(work) = delivery.message.clone() else {
+                    delivery.reject("match queue got a message of another kind").await?;
+                    continue;
+                };
+                match matcher.handle(work).await {
+                    Ok(()) => delivery.ack().await?,
+                    Err(e) => {
+                        tracing::error!(error = %e, "matcher could not record work");
+                        delivery.reject(&e.to_string()).await?;
+                    }
+                }
+            }
+            Ok::<(), BusError>(())
+        });
+    }
+    while let Some(r) = loops.join_next().await {
+        r.map_err(|e| BusError::Broker(format!("match loop panicked: {e}")))??;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hashscan_hash::CryptoAlgo;
+    use hashscan_store::{HitFilter, SqliteStore};
+
+    fn refset(rows: &str) -> Arc<ReferenceSet> {
+        Arc::new(ReferenceSet::parse("refs.csv", rows.as_bytes()).unwrap().0)
+    }
+
+    fn hashed(id: &str, data: &[u8]) -> MatchWork {
+        MatchWork::ImageHashed {
+            scan: "s1".into(),
+            image_id: id.into(),
+            page_url: Some(url::Url::parse("http://www.site0.test/").unwrap()),
+            host: "img.site0.test".into(),
+            ip: None,
+            digests: Digests::of(data),
+            fetched_at_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_algorithm_alone_makes_an_exact_hit_naming_it() {
+        for algo in CryptoAlgo::ALL {
+            let d = Digests::of(b"listed");
+            let csv = format!("id,{algo}\nX1,{}\n", d.hex(algo));
+            let store = Arc::new(SqliteStore::in_memory().unwrap());
+            let m = Matcher::new(refset(&csv), store.clone(), store.clone(), 0.5);
+            m.handle(hashed("http://img/a.png", b"listed")).await.unwrap();
+            m.handle(hashed("http://img/b.png", b"benign")).await.unwrap();
+            let hits = store.hits(HitFilter::default()).await.unwrap();
+            assert_eq!(hits.len(), 1, "{algo}");
+            assert_eq!(hits[0].match_algo.as_deref(), Some(algo.name()));
+            assert_eq!(hits[0].match_kind, MatchKind::Exact);
+            assert!(hits[0].reasons[0].note.contains("item X1"), "{:?}", hits[0].reasons);
+            assert_eq!(hits[0].reference_version.as_deref(), Some(m.refset.version()));
+        }
+    }
+
+    #[tokio::test]
+    async fn strongest_algorithm_is_named_and_redelivery_is_harmless() {
+        let d = Digests::of(b"listed");
+        let csv = format!("md5,sha256\n{},{}\n", d.hex(CryptoAlgo::Md5), d.hex(CryptoAlgo::Sha256));
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let m = Matcher::new(refset(&csv), store.clone(), store.clone(), 0.5);
+        for _ in 0..3 {
+            m.handle(hashed("http://img/a.png", b"listed")).await.unwrap();
+        }
+        let hits = store.hits(HitFilter::default()).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].match_algo.as_deref(), Some("sha256"));
+        assert_eq!(store.counts(None).await.unwrap().cases, 1);
+    }
+}
