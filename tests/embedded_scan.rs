@@ -83,7 +83,19 @@ async fn every_hashed_image_is_recorded_with_score_hit_or_not() {
             assert!(h.reasons.is_empty());
         }
         assert!(!h.page_urls.is_empty(), "{} has its pages", h.image_url);
+        // The fetcher's PDQ is the PDQ of the same bytes decoded offline.
+        assert_eq!(h.pdq, truth.pdq, "{}", h.image_url);
+        assert_eq!(h.pdq_quality, truth.pdq_quality, "{}", h.image_url);
+        match &truth.pdq_error {
+            Some(code) => {
+                let err = h.pdq_error.as_deref().unwrap_or_default();
+                assert!(err.starts_with(code.as_str()), "{}: {err:?} should say {code}", h.image_url);
+            }
+            None => assert_eq!((h.pdq_error.as_ref(), h.width.is_some()), (None, true), "{}", h.image_url),
+        }
     }
+    let broken = all.iter().filter(|h| h.pdq_error.is_some()).count();
+    assert_eq!(broken, 1, "the truncated JPEG is recorded with the reason it has no PDQ");
     // data: images are recorded under their synthetic id, never their bytes.
     let data: Vec<_> = all.iter().filter(|h| h.image_url.starts_with("data:")).collect();
     assert_eq!(data.len(), 2);

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use hashscan_hash::Digests;
+use hashscan_pdq::PdqHash;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -155,7 +156,37 @@ pub struct FetchReport {
     pub outcome: Outcome,
 }
 
+/// What the perceptual-hash step made of an image: its PDQ hash, or why it
+/// has none (an undecodable image is recorded with the reason, not dropped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PdqResult {
+    /// Decoded and hashed.
+    Hashed {
+        /// The 256-bit hash (hex on the wire).
+        hash: PdqHash,
+        /// 0..=100; below 50 a match is not to be trusted.
+        quality: u8,
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+        /// DCT scale the pixels were decoded at (1 = every pixel).
+        scale: u8,
+    },
+    /// No hash, and why.
+    Failed {
+        /// Stable short code (`corrupt`, `too_many_pixels`, `unsupported_format`, …).
+        reason: String,
+        /// Human-readable detail (never content).
+        detail: String,
+    },
+}
+
 /// Work for the matcher.
+// One message per page or image, moved a few times: a few hundred bytes
+// inline cost less than a heap allocation per image.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MatchWork {
@@ -184,6 +215,8 @@ pub enum MatchWork {
         ip: Option<IpAddr>,
         /// Its digests.
         digests: Digests,
+        /// Its PDQ hash, or why there is none.
+        pdq: PdqResult,
         /// When it was hashed (Unix ms).
         fetched_at_ms: i64,
     },
@@ -477,7 +510,24 @@ mod tests {
                 host: "img.site0.test".into(),
                 ip: None,
                 digests: Digests::of(b"abc"),
+                pdq: PdqResult::Hashed {
+                    hash: PdqHash::from_bytes([7; 32]),
+                    quality: 90,
+                    width: 3,
+                    height: 4,
+                    scale: 1,
+                },
                 fetched_at_ms: 7,
+            }),
+            Message::Match(MatchWork::ImageHashed {
+                scan: "s1".into(),
+                image_id: "http://img.site0.test/broken.jpg".into(),
+                page_url: None,
+                host: "img.site0.test".into(),
+                ip: Some("127.77.0.2".parse().unwrap()),
+                digests: Digests::of(b"\xFF\xD8\xFF"),
+                pdq: PdqResult::Failed { reason: "corrupt".into(), detail: "truncated".into() },
+                fetched_at_ms: 8,
             }),
         ];
         for m in msgs {

@@ -38,7 +38,7 @@ enum Command {
     /// Start the bundled test web on loopback, scan it, and print the hits.
     Demo(demo::DemoArgs),
     /// Crawl from seeds, hash every image, match against a reference set.
-    Scan(scan_cmd::ScanArgs),
+    Scan(Box<scan_cmd::ScanArgs>),
     /// List cases (or every image with --all) from the data directory.
     Hits(hits_cmd::HitsArgs),
     /// Print the hashes of local files.
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
-            Command::Scan(args) => scan_cmd::run(args).await,
+            Command::Scan(args) => scan_cmd::run(*args).await,
             Command::Hits(args) => hits_cmd::run(args).await,
             Command::Hash(args) => hash_cmd::run(args).await,
             Command::Refset { command: RefsetCommand::Check { file } } => refset_cmd::check(&file),

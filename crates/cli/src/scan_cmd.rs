@@ -66,6 +66,10 @@ pub struct CommonScanArgs {
     /// User-Agent header sent with every request.
     #[arg(long)]
     pub user_agent: Option<String>,
+    /// How images are decoded for PDQ: `exact` decodes every pixel, `fast`
+    /// decodes large JPEGs at reduced scale (a few bits' difference; see docs/benchmarks.md).
+    #[arg(long, default_value = "exact", value_parser = ["exact", "fast"])]
+    pub pdq_mode: String,
     /// Print the summary as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -139,7 +143,9 @@ pub fn options(common: &CommonScanArgs, seeds: Vec<Url>, reference: ReferenceSet
     let allow = common.allow_net.iter().map(|s| parse_net(s)).collect::<Result<Vec<_>, _>>()?;
     let overrides = Overrides::parse(&common.resolve)?;
     let scope: ScopeMode = common.scope.parse().map_err(anyhow::Error::msg)?;
-    let mut fetch = FetchConfig { policy: NetPolicy::with_allowed(allow), overrides, ..FetchConfig::default() };
+    let pdq_mode = common.pdq_mode.parse().map_err(anyhow::Error::msg)?;
+    let mut fetch =
+        FetchConfig { policy: NetPolicy::with_allowed(allow), overrides, pdq_mode, ..FetchConfig::default() };
     if let Some(ua) = &common.user_agent {
         fetch.user_agent = ua.clone();
     }

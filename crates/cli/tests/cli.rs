@@ -180,6 +180,8 @@ async fn scan_then_hits_in_every_format() {
             "sha1",
             "sha256",
             "blake3",
+            "pdq",
+            "pdq_quality",
             "reasons",
             "status",
             "first_seen",
@@ -218,4 +220,65 @@ fn demo_scans_the_test_web_and_checks_its_hits() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains(" 0 false hit(s)"), "{}", stderr(&out));
     assert!(stdout(&out).contains("exact"), "{}", stdout(&out));
+}
+
+fn conformance_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("HASHSCAN_CONFORMANCE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/pdq"));
+    assert!(
+        dir.join("reference.tsv").is_file(),
+        "PDQ conformance data missing at {} (scripts/test finds it)",
+        dir.display()
+    );
+    dir
+}
+
+/// `file → (pdq, quality)` from reference.tsv, or `file transform → pdq` from dihedral.tsv.
+fn tsv_column(path: &Path, key_cols: &[&str], value_col: &str) -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split('\t').collect();
+            let key = key_cols.iter().map(|k| cells[col(k)]).collect::<Vec<_>>().join(" ");
+            (key, cells[col(value_col)].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn hash_prints_pdq_and_dihedral_hashes_that_match_metas_reference() {
+    let dir = conformance_dir();
+    let files = ["images/generated/julia-point-symmetric.png", "images/reg-test-input/dih/bridge-1-original.jpg"];
+    let paths: Vec<String> = files.iter().map(|f| dir.join(f).display().to_string()).collect();
+    let mut args = vec!["hash", "--format", "jsonl", "--dihedral"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = hashscan(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pdq = tsv_column(&dir.join("reference.tsv"), &["file"], "pdq_hex");
+    let quality = tsv_column(&dir.join("reference.tsv"), &["file"], "quality");
+    let dihedral = tsv_column(&dir.join("dihedral.tsv"), &["file", "transform"], "pdq_hex");
+    for (line, file) in stdout(&out).lines().zip(files) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["pdq"], pdq[file], "{file}");
+        assert_eq!(v["pdq_quality"].to_string(), quality[file], "{file}");
+        for (t, h) in v["pdq_dihedral"].as_object().unwrap() {
+            assert_eq!(h, &dihedral[&format!("{file} {t}")], "{file} {t}");
+        }
+    }
+}
+
+#[test]
+fn hash_says_why_a_file_has_no_pdq() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "plain text, not a picture").unwrap();
+    let out = hashscan(&["hash", "--format", "jsonl", path.to_str().unwrap()]);
+    assert!(out.status.success(), "a file without PDQ is not a failure: its digests are still right");
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!(v.get("pdq").is_none());
+    assert!(v["pdq_error"].as_str().unwrap().starts_with("unknown_format"), "{v}");
 }

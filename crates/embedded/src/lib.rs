@@ -141,6 +141,8 @@ impl EmbeddedScan {
             "host_interval_ms": o.host_interval.as_millis() as u64,
             "allow_net": o.fetch.policy.allowed(),
             "user_agent": o.fetch.user_agent,
+            "pdq_mode": o.fetch.pdq_mode,
+            "decode_limits": o.fetch.decode,
             "threshold": o.threshold,
         });
         self.store

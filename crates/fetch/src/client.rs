@@ -4,7 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hashscan_bus::{data_image_id, FailReason, FetchReport, FetchTask, MatchWork, Outcome, TaskKind};
+use hashscan_bus::{data_image_id, FailReason, FetchReport, FetchTask, MatchWork, Outcome, PdqResult, TaskKind};
+use hashscan_decode::{DecodeLimits, ImageHasher, Mode};
 use hashscan_extract::{ExtractLimits, ImageRef};
 use hashscan_hash::Digests;
 use hashscan_netguard::{NetPolicy, Overrides, Refused};
@@ -39,6 +40,10 @@ pub struct FetchConfig {
     pub overrides: Overrides,
     /// Limits on what one page may yield.
     pub extract: ExtractLimits,
+    /// Limits on decoding an image for PDQ.
+    pub decode: DecodeLimits,
+    /// How images are decoded for PDQ.
+    pub pdq_mode: Mode,
 }
 
 impl Default for FetchConfig {
@@ -55,6 +60,8 @@ impl Default for FetchConfig {
             policy: NetPolicy::open_web(),
             overrides: Overrides::default(),
             extract: ExtractLimits::default(),
+            decode: DecodeLimits::default(),
+            pdq_mode: Mode::Exact,
         }
     }
 }
@@ -249,7 +256,7 @@ impl Fetcher {
         let fetched_at_ms = now_ms();
         if let Some(format) = sniff_image(&body) {
             // An image task, or a link that turned out to be an image: hash it.
-            let digests = self.hash_and_drop(body, permit).await?;
+            let (digests, pdq) = self.hash_and_drop(body, permit).await?;
             // For an image task the referrer is the embedding page; for a page
             // task that turned out to be an image, the page that linked it.
             let page_url = task.referrer.clone();
@@ -261,6 +268,7 @@ impl Fetcher {
                 host,
                 ip: *ip,
                 digests,
+                pdq,
                 fetched_at_ms,
             });
             return Ok(Outcome::Image { bytes: digests.bytes });
@@ -295,6 +303,7 @@ impl Fetcher {
         let charset = content_type.as_deref().and_then(charset_of).map(str::to_string);
         let page_url = task.url.clone();
         let limits = self.config.extract.clone();
+        let (decode, mode, budget) = (self.config.decode, self.config.pdq_mode, self.budget.clone());
         let _cpu =
             self.cpu.clone().acquire_owned().await.map_err(|_| Failure::new(FailReason::Parse, "shutting down"))?;
         let parsed = tokio::task::spawn_blocking(move || {
@@ -314,10 +323,14 @@ impl Fetcher {
                         }
                         ImageRef::Data { media_type, bytes, .. } => {
                             let digests = Digests::of(&bytes);
+                            // Already on a blocking thread: wait for no budget, take it or skip PDQ.
+                            let pdq = pdq_within_budget(&bytes, decode, mode, |units| {
+                                budget.clone().try_acquire_many_owned(units).ok()
+                            });
                             drop(bytes);
                             let id = data_image_id(&media_type, &digests);
                             image_ids.push(id.clone());
-                            data.push((id, digests));
+                            data.push((id, digests, pdq));
                         }
                     }
                 }
@@ -335,7 +348,7 @@ impl Fetcher {
             images: image_ids,
             seen_at_ms: at_ms,
         });
-        for (id, digests) in data {
+        for (id, digests, pdq) in data {
             work.push(MatchWork::ImageHashed {
                 scan: task.scan.clone(),
                 image_id: id,
@@ -343,6 +356,7 @@ impl Fetcher {
                 host: task.host().to_string(),
                 ip: None,
                 digests,
+                pdq,
                 fetched_at_ms: at_ms,
             });
         }
@@ -395,19 +409,107 @@ impl Fetcher {
         }
     }
 
-    /// Hashes a body on the blocking pool and drops it there: the buffer
-    /// never comes back.
-    async fn hash_and_drop(&self, body: Vec<u8>, permit: OwnedSemaphorePermit) -> Result<Digests, Failure> {
+    /// Hashes a body (digests and PDQ) on the blocking pool and drops it
+    /// there: the buffer never comes back. Decoding for PDQ first reserves
+    /// its pixel memory from the same budget as the bodies, sized from the
+    /// image's header.
+    async fn hash_and_drop(
+        &self,
+        body: Vec<u8>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(Digests, PdqResult), Failure> {
+        let (decode, mode) = (self.config.decode, self.config.pdq_mode);
+        let pixels = match hashscan_decode::probe(&body, &decode) {
+            Ok(probe) => {
+                let units =
+                    usize::try_from(probe.decode_bytes(mode).div_ceil(BUDGET_UNIT as u64)).unwrap_or(usize::MAX);
+                match self.reserve(units).await {
+                    Ok(p) => Ok(p),
+                    Err(Failure(_, detail)) => Err(PdqResult::Failed {
+                        reason: "memory_budget".into(),
+                        detail: format!(
+                            "{}x{} needs {} bytes to decode: {detail}",
+                            probe.width,
+                            probe.height,
+                            probe.decode_bytes(mode)
+                        ),
+                    }),
+                }
+            }
+            Err(e) => Err(PdqResult::Failed { reason: e.code().into(), detail: e.to_string() }),
+        };
         let _cpu =
             self.cpu.clone().acquire_owned().await.map_err(|_| Failure::new(FailReason::Parse, "shutting down"))?;
         tokio::task::spawn_blocking(move || {
             let d = Digests::of(&body);
+            let pdq = match pixels {
+                Ok(pixel_permit) => {
+                    let pdq = pdq_of(&body, decode, mode);
+                    drop(pixel_permit);
+                    pdq
+                }
+                Err(failed) => failed,
+            };
             drop(body);
             drop(permit);
-            d
+            (d, pdq)
         })
         .await
         .map_err(|e| Failure::new(FailReason::Parse, format!("hashing task failed: {e}")))
+    }
+}
+
+thread_local! {
+    /// One decoder per blocking thread, so its buffers are reused.
+    static HASHER: std::cell::RefCell<Option<ImageHasher>> = const { std::cell::RefCell::new(None) };
+}
+
+/// PDQ of an encoded image with this thread's hasher.
+fn pdq_of(bytes: &[u8], limits: DecodeLimits, mode: Mode) -> PdqResult {
+    let result = HASHER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let hasher = match slot.as_mut() {
+            Some(h) if *h.limits() == limits && h.mode() == mode => h,
+            _ => slot.insert(ImageHasher::new(limits, mode)),
+        };
+        hasher.pdq(bytes)
+    });
+    match result {
+        Ok(img) => PdqResult::Hashed {
+            hash: img.pdq.hash,
+            quality: img.pdq.quality,
+            width: img.probe.width,
+            height: img.probe.height,
+            scale: img.scale,
+        },
+        Err(e) => PdqResult::Failed { reason: e.code().into(), detail: e.to_string() },
+    }
+}
+
+/// PDQ when the memory budget has room for the decode now, from a
+/// blocking thread (`data:` images, decoded while their page is parsed).
+fn pdq_within_budget(
+    bytes: &[u8],
+    limits: DecodeLimits,
+    mode: Mode,
+    try_reserve: impl FnOnce(u32) -> Option<OwnedSemaphorePermit>,
+) -> PdqResult {
+    let probe = match hashscan_decode::probe(bytes, &limits) {
+        Ok(p) => p,
+        Err(e) => return PdqResult::Failed { reason: e.code().into(), detail: e.to_string() },
+    };
+    let need = probe.decode_bytes(mode);
+    let units = u32::try_from(need.div_ceil(BUDGET_UNIT as u64)).unwrap_or(u32::MAX);
+    match try_reserve(units) {
+        Some(permit) => {
+            let pdq = pdq_of(bytes, limits, mode);
+            drop(permit);
+            pdq
+        }
+        None => PdqResult::Failed {
+            reason: "memory_budget".into(),
+            detail: format!("{}x{} needs {need} bytes to decode; budget busy", probe.width, probe.height),
+        },
     }
 }
 

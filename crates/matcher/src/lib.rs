@@ -117,7 +117,7 @@ impl Matcher {
             MatchWork::PageImages { scan, page_url, images, seen_at_ms } => {
                 self.sightings.record_edges(&scan, page_url.as_str(), &images, seen_at_ms).await?;
             }
-            MatchWork::ImageHashed { scan, image_id, page_url, host, ip, digests, fetched_at_ms } => {
+            MatchWork::ImageHashed { scan, image_id, page_url, host, ip, digests, pdq, fetched_at_ms } => {
                 self.images.fetch_add(1, Ordering::Relaxed);
                 self.sightings
                     .record_image(ImageRecord {
@@ -127,6 +127,7 @@ impl Matcher {
                         host,
                         ip: ip.map(|i| i.to_string()),
                         digests,
+                        pdq,
                         fetched_at_ms,
                     })
                     .await?;
@@ -193,6 +194,7 @@ mod tests {
             host: "img.site0.test".into(),
             ip: None,
             digests: Digests::of(data),
+            pdq: hashscan_bus::PdqResult::Failed { reason: "unknown_format".into(), detail: "test".into() },
             fetched_at_ms: 1,
         }
     }

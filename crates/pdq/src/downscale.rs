@@ -154,8 +154,17 @@ fn box_lanes<const DIVIDE: bool>(input: &[Lane], output: &mut [Lane], window: us
 pub(crate) enum Source<'a> {
     /// Interleaved RGB8, row-major.
     Rgb(&'a [u8]),
+    /// Interleaved RGBA8; alpha is ignored (dropped, not composited).
+    Rgba(&'a [u8]),
+    /// Grey8, taken as R = G = B (so its luma is the reference's luma of
+    /// that grey, which is not always exactly the grey value in f32).
+    Gray(&'a [u8]),
+    /// Grey8 with alpha; alpha ignored.
+    GrayAlpha(&'a [u8]),
     /// One f32 luma value per pixel, row-major.
     Luma(&'a [f32]),
+    /// One 8-bit luma value per pixel, used as it is (e.g. a JPEG's Y plane).
+    Luma8(&'a [u8]),
 }
 
 impl Source<'_> {
@@ -169,7 +178,29 @@ impl Source<'_> {
                     *o = luma(c[0], c[1], c[2]);
                 }
             }
+            Source::Rgba(rgba) => {
+                let row = &rgba[y * width * 4..(y + 1) * width * 4];
+                for (o, c) in out.iter_mut().zip(row.chunks_exact(4)) {
+                    *o = luma(c[0], c[1], c[2]);
+                }
+            }
+            Source::Gray(g) => {
+                for (o, &v) in out.iter_mut().zip(&g[y * width..(y + 1) * width]) {
+                    *o = luma(v, v, v);
+                }
+            }
+            Source::GrayAlpha(ga) => {
+                let row = &ga[y * width * 2..(y + 1) * width * 2];
+                for (o, c) in out.iter_mut().zip(row.chunks_exact(2)) {
+                    *o = luma(c[0], c[0], c[0]);
+                }
+            }
             Source::Luma(l) => out.copy_from_slice(&l[y * width..(y + 1) * width]),
+            Source::Luma8(l) => {
+                for (o, &v) in out.iter_mut().zip(&l[y * width..(y + 1) * width]) {
+                    *o = f32::from(v);
+                }
+            }
         }
     }
 

@@ -109,6 +109,21 @@ impl PdqHasher {
         Ok(self.dihedral_source(Source::Luma(luma), width, height))
     }
 
+    /// PDQ of 8-bit pixels in any of the layouts decoders produce, without
+    /// converting them to RGB first. Grey and RGBA give exactly the hash of
+    /// the same image expanded to RGB8 with alpha dropped (what Meta's tools
+    /// do); [`Pixels::Luma8`] uses its values as luma directly.
+    pub fn hash_pixels(&mut self, width: u32, height: u32, pixels: Pixels<'_>) -> Result<PdqOutput, PdqError> {
+        let src = pixels.source(width, height)?;
+        Ok(self.hash_source(src, width, height))
+    }
+
+    /// The eight dihedral hashes of 8-bit pixels (see [`PdqHasher::hash_pixels`]).
+    pub fn dihedral_pixels(&mut self, width: u32, height: u32, pixels: Pixels<'_>) -> Result<PdqDihedral, PdqError> {
+        let src = pixels.source(width, height)?;
+        Ok(self.dihedral_source(src, width, height))
+    }
+
     fn hash_source(&mut self, src: Source<'_>, width: u32, height: u32) -> PdqOutput {
         if width < MIN_DIMENSION || height < MIN_DIMENSION {
             return PdqOutput { hash: PdqHash::ZERO, quality: 0 };
@@ -140,6 +155,37 @@ impl PdqHasher {
         let quality = dct::quality(self.isa, &self.block);
         dct::dct64_to_16(self.isa, &self.block, &mut self.dct_tmp, &mut self.dct);
         quality
+    }
+}
+
+/// 8-bit pixels, interleaved, row-major, no padding: what image decoders
+/// hand over.
+#[derive(Debug, Clone, Copy)]
+pub enum Pixels<'a> {
+    /// R, G, B.
+    Rgb8(&'a [u8]),
+    /// R, G, B, A; alpha is dropped, not composited, as the reference's tools do.
+    Rgba8(&'a [u8]),
+    /// Grey, hashed as R = G = B.
+    Gray8(&'a [u8]),
+    /// Grey and alpha; alpha dropped.
+    GrayAlpha8(&'a [u8]),
+    /// Luma values used as they are (a JPEG's Y plane, say). Not what the
+    /// reference computes from RGB: close, but not bit-exact.
+    Luma8(&'a [u8]),
+}
+
+impl<'a> Pixels<'a> {
+    fn source(self, width: u32, height: u32) -> Result<Source<'a>, PdqError> {
+        let (channels, data, src) = match self {
+            Pixels::Rgb8(d) => (3, d, Source::Rgb(d)),
+            Pixels::Rgba8(d) => (4, d, Source::Rgba(d)),
+            Pixels::Gray8(d) => (1, d, Source::Gray(d)),
+            Pixels::GrayAlpha8(d) => (2, d, Source::GrayAlpha(d)),
+            Pixels::Luma8(d) => (1, d, Source::Luma8(d)),
+        };
+        check_len(width, height, channels, data.len())?;
+        Ok(src)
     }
 }
 

@@ -38,4 +38,4 @@ mod tests;
 
 pub use error::PdqError;
 pub use hash::{Dihedral, ParseHashError, PdqDihedral, PdqHash, PdqOutput, HEX_LEN};
-pub use hasher::{PdqHasher, MAX_RETAINED_SCRATCH, MIN_DIMENSION};
+pub use hasher::{PdqHasher, Pixels, MAX_RETAINED_SCRATCH, MIN_DIMENSION};

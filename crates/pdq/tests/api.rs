@@ -1,6 +1,6 @@
 //! The public API: hash values, errors, small and odd-shaped images.
 
-use hashscan_pdq::{Dihedral, ParseHashError, PdqError, PdqHash, PdqHasher, HEX_LEN, MIN_DIMENSION};
+use hashscan_pdq::{Dihedral, ParseHashError, PdqError, PdqHash, PdqHasher, Pixels, HEX_LEN, MIN_DIMENSION};
 
 const BRIDGE_HEX: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
 
@@ -221,4 +221,29 @@ fn extreme_values_in_luma_do_not_panic() {
     }
     let out = h.hash_luma_f32(40, 30, &l).unwrap();
     assert!(out.quality <= 100);
+}
+
+#[test]
+fn every_pixel_layout_hashes_like_its_rgb_expansion() {
+    let mut h = PdqHasher::new();
+    for (i, &(w, hgt)) in [(64u32, 64u32), (97, 61), (5, 300), (300, 5), (1, 1), (640, 480)].iter().enumerate() {
+        let rgb = generated(w, hgt, i as u32 + 11);
+        let n = (w * hgt) as usize;
+        // RGBA: alpha must be ignored whatever its value.
+        let rgba: Vec<u8> = rgb.chunks(3).enumerate().flat_map(|(k, c)| [c[0], c[1], c[2], (k * 37) as u8]).collect();
+        assert_eq!(h.hash_pixels(w, hgt, Pixels::Rgba8(&rgba)).unwrap(), h.hash_rgb8(w, hgt, &rgb).unwrap());
+        assert_eq!(h.dihedral_pixels(w, hgt, Pixels::Rgba8(&rgba)).unwrap(), h.dihedral_rgb8(w, hgt, &rgb).unwrap());
+        // Grey (with or without alpha) equals R = G = B.
+        let grey: Vec<u8> = rgb.iter().step_by(3).copied().collect();
+        let grey_rgb: Vec<u8> = grey.iter().flat_map(|&g| [g, g, g]).collect();
+        let grey_alpha: Vec<u8> = grey.iter().flat_map(|&g| [g, 200]).collect();
+        let want = h.hash_rgb8(w, hgt, &grey_rgb).unwrap();
+        assert_eq!(h.hash_pixels(w, hgt, Pixels::Gray8(&grey)).unwrap(), want, "{w}x{hgt}");
+        assert_eq!(h.hash_pixels(w, hgt, Pixels::GrayAlpha8(&grey_alpha)).unwrap(), want, "{w}x{hgt}");
+        // Luma8 is luma taken as given.
+        let as_f32: Vec<f32> = grey.iter().map(|&g| f32::from(g)).collect();
+        assert_eq!(h.hash_pixels(w, hgt, Pixels::Luma8(&grey)).unwrap(), h.hash_luma_f32(w, hgt, &as_f32).unwrap());
+        assert_eq!(grey.len(), n);
+    }
+    assert!(matches!(h.hash_pixels(4, 4, Pixels::Rgba8(&[0; 48])), Err(PdqError::BufferLength { .. })));
 }

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
+pub use hashscan_bus::PdqResult;
 use hashscan_hash::Digests;
+use hashscan_pdq::PdqHash;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +46,19 @@ pub enum StoreError {
     /// The store's worker thread failed.
     #[error("store worker: {0}")]
     Worker(String),
+    /// The database was made by another version of hashscan.
+    #[error("the results database has schema version {found}, this hashscan uses {expected}; move it aside (or use another --data-dir) to start afresh")]
+    Schema {
+        /// Version in the file.
+        found: i64,
+        /// Version this build writes.
+        expected: i64,
+    },
 }
+
+/// Version of the SQLite schema, kept in `PRAGMA user_version`; a file of
+/// another version is refused with [`StoreError::Schema`] rather than misread.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// One hashed image, as the fetcher saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +75,8 @@ pub struct ImageRecord {
     pub ip: Option<String>,
     /// Its digests.
     pub digests: Digests,
+    /// Its PDQ hash, or why there is none.
+    pub pdq: PdqResult,
     /// When (Unix ms).
     pub fetched_at_ms: i64,
 }
@@ -196,6 +212,17 @@ pub struct Hit {
     pub blake3: String,
     /// Size in bytes.
     pub bytes: u64,
+    /// PDQ hash, hex.
+    pub pdq: Option<String>,
+    /// PDQ quality, 0..=100.
+    pub pdq_quality: Option<u8>,
+    /// Why there is no PDQ hash (`code: detail`), when there is none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pdq_error: Option<String>,
+    /// Pixel width from the image header.
+    pub width: Option<u32>,
+    /// Pixel height from the image header.
+    pub height: Option<u32>,
     /// Score factors.
     pub reasons: Vec<Reason>,
     /// Case status (`open`, …), or `none` for an image that is not a case.
@@ -290,6 +317,12 @@ CREATE TABLE IF NOT EXISTS contents (
     sha1 BLOB NOT NULL,
     sha256 BLOB NOT NULL,
     bytes INTEGER NOT NULL,
+    pdq BLOB,
+    pdq_quality INTEGER,
+    pdq_error TEXT,
+    width INTEGER,
+    height INTEGER,
+    pdq_scale INTEGER,
     first_seen INTEGER NOT NULL,
     last_seen INTEGER NOT NULL,
     score REAL NOT NULL DEFAULT 0,
@@ -343,7 +376,14 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let existing: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
+        if existing > 0 && found != SCHEMA_VERSION {
+            return Err(StoreError::Schema { found, expected: SCHEMA_VERSION });
+        }
         conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -449,13 +489,41 @@ impl SightingStore for SqliteStore {
                 "INSERT OR IGNORE INTO images (scan, image_id, blake3, host, ip, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![rec.scan, rec.image_id, &d.blake3[..], rec.host, rec.ip, rec.fetched_at_ms],
             )?;
+            let (pdq, quality, error, width, height, scale) = match &rec.pdq {
+                PdqResult::Hashed { hash, quality, width, height, scale } => {
+                    (Some(hash.as_bytes().to_vec()), Some(*quality), None, Some(*width), Some(*height), Some(*scale))
+                }
+                PdqResult::Failed { reason, detail } => (None, None, Some(format!("{reason}: {detail}")), None, None, None),
+            };
+            // The same bytes give the same PDQ: the first record stands, but a
+            // hash fills in where an earlier attempt failed (e.g. on budget).
             tx.execute(
-                "INSERT INTO contents (blake3, md5, sha1, sha256, bytes, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                "INSERT INTO contents (blake3, md5, sha1, sha256, bytes, pdq, pdq_quality, pdq_error, width, height,
+                                       pdq_scale, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
                  ON CONFLICT (blake3) DO UPDATE SET
                    first_seen = min(first_seen, excluded.first_seen),
-                   last_seen = max(last_seen, excluded.last_seen)",
-                params![&d.blake3[..], &d.md5[..], &d.sha1[..], &d.sha256[..], d.bytes as i64, rec.fetched_at_ms],
+                   last_seen = max(last_seen, excluded.last_seen),
+                   pdq = coalesce(pdq, excluded.pdq),
+                   pdq_quality = coalesce(pdq_quality, excluded.pdq_quality),
+                   width = coalesce(width, excluded.width),
+                   height = coalesce(height, excluded.height),
+                   pdq_scale = coalesce(pdq_scale, excluded.pdq_scale),
+                   pdq_error = CASE WHEN coalesce(pdq, excluded.pdq) IS NULL THEN pdq_error ELSE NULL END",
+                params![
+                    &d.blake3[..],
+                    &d.md5[..],
+                    &d.sha1[..],
+                    &d.sha256[..],
+                    d.bytes as i64,
+                    pdq,
+                    quality,
+                    error,
+                    width,
+                    height,
+                    scale,
+                    rec.fetched_at_ms
+                ],
             )?;
             if let Some(page) = &rec.page_url {
                 tx.execute(
@@ -556,7 +624,7 @@ fn query_hits(c: &Connection, f: &HitFilter) -> Result<Vec<Hit>, StoreError> {
     let mut st = c.prepare(
         "SELECT ct.blake3, ct.md5, ct.sha1, ct.sha256, ct.bytes, ct.first_seen, ct.last_seen, ct.score,
                 ct.match_kind, ct.match_algo, ct.distance, ct.reference_version, ct.reasons,
-                cs.status, cs.scan
+                cs.status, cs.scan, ct.pdq, ct.pdq_quality, ct.pdq_error, ct.width, ct.height
          FROM contents ct LEFT JOIN cases cs ON cs.blake3 = ct.blake3
          WHERE (?1 OR cs.id IS NOT NULL)
            AND (?2 IS NULL OR ct.score >= ?2)
@@ -577,6 +645,14 @@ fn query_hits(c: &Connection, f: &HitFilter) -> Result<Vec<Hit>, StoreError> {
                 sha1: hex_col(r, 2)?,
                 sha256: hex_col(r, 3)?,
                 bytes: r.get::<_, i64>(4)? as u64,
+                pdq: r
+                    .get::<_, Option<Vec<u8>>>(15)?
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(|b| PdqHash::from_bytes(b).to_hex()),
+                pdq_quality: r.get(16)?,
+                pdq_error: r.get(17)?,
+                width: r.get(18)?,
+                height: r.get(19)?,
                 first_seen: rfc3339(r.get(5)?),
                 last_seen: rfc3339(r.get(6)?),
                 score: r.get(7)?,
@@ -651,6 +727,7 @@ mod tests {
             host: "img.site0.test".into(),
             ip: Some("127.77.0.2".into()),
             digests: Digests::of(data),
+            pdq: PdqResult::Failed { reason: "unknown_format".into(), detail: "test bytes".into() },
             fetched_at_ms: at,
         }
     }
@@ -724,6 +801,41 @@ mod tests {
         assert_eq!(none.len(), 1);
         let other = s.hits(HitFilter { all: true, scan: Some("s2".into()), ..Default::default() }).await.unwrap();
         assert!(other.is_empty());
+    }
+
+    #[tokio::test]
+    async fn pdq_is_stored_and_a_later_hash_fills_an_earlier_failure() {
+        let s = SqliteStore::in_memory().unwrap();
+        let failed = image("s1", "http://img/x.jpg", Some("http://p/1"), b"x", 1);
+        s.record_image(failed.clone()).await.unwrap();
+        let all = s.hits(HitFilter { all: true, ..Default::default() }).await.unwrap();
+        assert_eq!((all[0].pdq.as_deref(), all[0].pdq_error.as_deref()), (None, Some("unknown_format: test bytes")));
+        let hash = PdqHash::from_bytes([0xab; 32]);
+        let hashed = ImageRecord {
+            image_id: "http://img/x2.jpg".into(),
+            pdq: PdqResult::Hashed { hash, quality: 87, width: 640, height: 480, scale: 1 },
+            ..failed
+        };
+        s.record_image(hashed).await.unwrap();
+        let all = s.hits(HitFilter { all: true, ..Default::default() }).await.unwrap();
+        let h = &all[0];
+        assert_eq!(h.pdq.as_deref(), Some(hash.to_hex().as_str()));
+        assert_eq!((h.pdq_quality, h.width, h.height, h.pdq_error.as_deref()), (Some(87), Some(640), Some(480), None));
+        let json = serde_json::to_value(h).unwrap();
+        assert!(json.get("pdq_error").is_none(), "absent, not null, when there is a hash");
+    }
+
+    #[tokio::test]
+    async fn a_database_of_another_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE contents (blake3 BLOB); PRAGMA user_version = 1;").unwrap();
+        }
+        let err = SqliteStore::open(&path).err().expect("refused");
+        assert!(matches!(err, StoreError::Schema { found: 1, expected: SCHEMA_VERSION }), "{err}");
+        assert!(err.to_string().contains("--data-dir"));
     }
 
     #[tokio::test]

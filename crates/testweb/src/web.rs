@@ -12,6 +12,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use hashscan_decode::{DecodeLimits, ImageHasher, Mode};
+
 use crate::images::{self, Format};
 
 /// What to generate. The same spec and port always give the same web,
@@ -110,6 +112,12 @@ pub struct ContentTruth {
     pub urls: Vec<String>,
     /// Reachable pages that show or link it (directly or through a redirect).
     pub pages: Vec<String>,
+    /// Its PDQ hash (hex) as `hashscan-decode` computes it in exact mode.
+    pub pdq: Option<String>,
+    /// Its PDQ quality.
+    pub pdq_quality: Option<u8>,
+    /// Why it has no PDQ hash (the decoder's error code), for a broken image.
+    pub pdq_error: Option<String>,
 }
 
 /// What a scan of the seeds with domain scope and a depth limit of at
@@ -484,6 +492,12 @@ pub fn generate(spec: &WebSpec, port: u16) -> Web {
         uses_per_page[0].push(redirect_dup);
         if i == 0 {
             uses_per_page[(4 % n).min(n - 1)].push(fake);
+            // A JPEG cut after its first bytes: hashed, but not decodable for PDQ.
+            let c = b.add_content(Format::Jpeg, false);
+            b.contents[c].body = b.contents[c].body[..64].into();
+            b.contents[c].digests = Digests::of(&b.contents[c].body);
+            let broken = b.serve_image(c, img, &format!("/img/{c:04}-truncated.jpg"), None);
+            uses_per_page[(5 % n).min(n - 1)].push(broken);
         }
 
         for (j, page_uses) in uses_per_page.iter().enumerate() {
@@ -614,6 +628,7 @@ pub fn generate(spec: &WebSpec, port: u16) -> Web {
     let seeds: Vec<String> = sites.iter().map(|(www, _)| b.url(www, "/")).collect();
     let (manifest_pages, expected, reached_contents) = crawl_truth(&b, &seeds);
     let mut listed_algos = Vec::new();
+    let mut decoder = ImageHasher::new(DecodeLimits::default(), Mode::Exact);
     let contents: Vec<ContentTruth> = b
         .contents
         .iter()
@@ -632,7 +647,14 @@ pub fn generate(spec: &WebSpec, port: u16) -> Web {
             if urls.is_empty() {
                 urls.push(b.data_id(idx));
             }
+            let (pdq, pdq_quality, pdq_error) = match decoder.pdq(&c.body) {
+                Ok(img) => (Some(img.pdq.hash.to_hex()), Some(img.pdq.quality), None),
+                Err(e) => (None, None, Some(e.code().to_string())),
+            };
             ContentTruth {
+                pdq,
+                pdq_quality,
+                pdq_error,
                 digests: c.digests,
                 format: c.format,
                 width: c.width,

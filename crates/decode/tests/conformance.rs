@@ -1,11 +1,12 @@
-//! Conformance against hashes from Meta's C++ reference
-//! (`shared/conformance/pdq`, see its README).
+//! Conformance of decode + PDQ, exactly as the fetcher runs them, against
+//! hashes from Meta's C++ reference (`shared/conformance/pdq`, see its README).
 //!
 //! * Lossless inputs (PNG): the same hash bits and quality as `reference.tsv`.
-//! * JPEG/WebP decoded by the `image` crate: within 4 bits when the
-//!   reference quality is at least 80 (decoders differ slightly from the
-//!   libjpeg-turbo that made the reference).
+//! * JPEG/WebP through our decoder: within 4 bits when the reference quality
+//!   is at least 80 (decoders differ slightly from the libjpeg-turbo that
+//!   made the reference).
 //! * `dihedral.tsv`: all eight transforms, with the same two rules.
+//! * Fast mode: its distance to exact mode is measured and bounded.
 //!
 //! Run with `--nocapture` to see the per-file distance table.
 
@@ -13,8 +14,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use hashscan_pdq::{Dihedral, PdqDihedral, PdqHash, PdqHasher, PdqOutput};
-use image::DynamicImage;
+use hashscan_decode::{DecodeLimits, ImageHasher, Mode};
+use hashscan_pdq::{Dihedral, PdqDihedral, PdqHash, PdqOutput};
 
 /// Lossy inputs may differ from the reference by this many bits…
 const LOSSY_TOLERANCE: u32 = 4;
@@ -52,26 +53,6 @@ fn read_tsv(path: &Path) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
-/// RGB8 pixels as Pillow's `Image.convert("RGB")` gives them: alpha dropped
-/// (not composited), grey expanded to R = G = B, 16-bit grey clipped to
-/// 0..=255 (Pillow's `I;16` → `RGB` conversion clips; it does not scale).
-fn to_rgb8_like_pillow(img: DynamicImage) -> (u32, u32, Vec<u8>) {
-    let (w, h) = (img.width(), img.height());
-    let grey = |v: u8| [v, v, v];
-    let clip16 = |v: u16| v.min(255) as u8;
-    let rgb: Vec<u8> = match img {
-        DynamicImage::ImageRgb8(b) => b.into_raw(),
-        DynamicImage::ImageRgba8(b) => b.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect(),
-        DynamicImage::ImageLuma8(b) => b.pixels().flat_map(|p| grey(p[0])).collect(),
-        DynamicImage::ImageLumaA8(b) => b.pixels().flat_map(|p| grey(p[0])).collect(),
-        DynamicImage::ImageLuma16(b) => b.pixels().flat_map(|p| grey(clip16(p[0]))).collect(),
-        DynamicImage::ImageLumaA16(b) => b.pixels().flat_map(|p| grey(clip16(p[0]))).collect(),
-        // Not in the conformance set; the crate's own conversion is close enough.
-        other => other.to_rgb8().into_raw(),
-    };
-    (w, h, rgb)
-}
-
 struct FileResult {
     file: String,
     lossless: bool,
@@ -81,6 +62,9 @@ struct FileResult {
     ref_quality: u8,
     ours: PdqOutput,
     dihedral: PdqDihedral,
+    /// Fast mode's hash and the DCT scale it decoded at.
+    fast: PdqOutput,
+    fast_scale: u8,
 }
 
 impl FileResult {
@@ -96,25 +80,23 @@ fn results() -> &'static Vec<FileResult> {
         let dir = conformance_dir();
         let rows = read_tsv(&dir.join("reference.tsv"));
         assert!(rows.len() >= 49, "reference.tsv has only {} rows", rows.len());
-        let mut hasher = PdqHasher::new();
+        let mut exact = ImageHasher::new(DecodeLimits::default(), Mode::Exact);
+        let mut fast = ImageHasher::new(DecodeLimits::default(), Mode::Fast);
         let mut out = Vec::new();
         for row in rows {
             let file = row["file"].clone();
             let path = dir.join(&file);
-            let img = image::ImageReader::open(&path)
-                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
-                .with_guessed_format()
-                .unwrap_or_else(|e| panic!("sniff {}: {e}", path.display()))
-                .decode()
-                .unwrap_or_else(|e| panic!("decode {}: {e}", path.display()));
-            let (w, h, rgb) = to_rgb8_like_pillow(img);
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            let img = exact.pdq(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let (w, h) = (img.probe.width, img.probe.height);
             assert_eq!(
                 (w.to_string(), h.to_string()),
                 (row["width"].clone(), row["height"].clone()),
                 "{file}: decoded size differs from reference.tsv"
             );
-            let ours = hasher.hash_rgb8(w, h, &rgb).expect("hash");
-            let dihedral = hasher.dihedral_rgb8(w, h, &rgb).expect("dihedral");
+            let ours = img.pdq;
+            let (dihedral, _) = exact.dihedral(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let f = fast.pdq(&bytes).unwrap_or_else(|e| panic!("{file} (fast): {e}"));
             out.push(FileResult {
                 lossless: file.to_ascii_lowercase().ends_with(".png"),
                 width: w,
@@ -123,6 +105,8 @@ fn results() -> &'static Vec<FileResult> {
                 ref_quality: row["quality"].parse().expect("reference quality"),
                 ours,
                 dihedral,
+                fast: f.pdq,
+                fast_scale: f.scale,
                 file,
             });
         }
@@ -133,15 +117,17 @@ fn results() -> &'static Vec<FileResult> {
 
 fn print_table(results: &[FileResult]) {
     println!("\nPDQ conformance: distance to Meta's C++ (reference.tsv)");
-    println!("{:<58} {:>11} {:>8} {:>8} {:>5}", "file", "size", "q_ref", "q_ours", "bits");
+    println!("{:<58} {:>11} {:>6} {:>6} {:>5} {:>10}", "file", "size", "q_ref", "q_ours", "bits", "fast(1/k)");
     for r in results {
         println!(
-            "{:<58} {:>11} {:>8} {:>8} {:>5}{}",
+            "{:<58} {:>11} {:>6} {:>6} {:>5} {:>6} 1/{}{}",
             r.file,
             format!("{}x{}", r.width, r.height),
             r.ref_quality,
             r.ours.quality,
             r.distance(),
+            r.fast.hash.hamming(&r.ours.hash),
+            r.fast_scale,
             if r.lossless { "  (lossless: must be 0)" } else { "" }
         );
     }
@@ -246,4 +232,26 @@ fn dihedral_hashes_match_reference() {
     println!("dihedral: {checked_exact} lossless transforms checked exactly; worst lossy {worst_lossy} bits");
     assert!(checked_exact >= 8 * 15, "only {checked_exact} lossless dihedral rows");
     assert!(bad.is_empty(), "dihedral mismatches:\n{}", bad.join("\n"));
+}
+
+/// Fast mode may differ from exact mode by at most this many bits on
+/// images whose quality is at least [`LOSSY_MIN_QUALITY`].
+const FAST_TOLERANCE: u32 = 8;
+
+#[test]
+fn fast_mode_stays_close_to_exact_mode() {
+    let results = results();
+    let scaled: Vec<_> = results.iter().filter(|r| r.fast_scale > 1).collect();
+    assert!(scaled.len() >= 10, "the set has large JPEGs that fast mode scales: {}", scaled.len());
+    let mut worst = 0;
+    for r in results {
+        let d = r.fast.hash.hamming(&r.ours.hash);
+        if r.fast_scale == 1 {
+            assert_eq!(d, 0, "{}: unscaled fast decode must equal exact", r.file);
+        } else if r.ours.quality >= LOSSY_MIN_QUALITY {
+            worst = worst.max(d);
+            assert!(d <= FAST_TOLERANCE, "{}: fast mode {d} bits from exact", r.file);
+        }
+    }
+    println!("fast mode: {} scaled images, worst {worst} bits from exact", scaled.len());
 }
