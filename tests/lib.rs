@@ -52,6 +52,8 @@ pub fn options_for(web: &TestWeb, scan_id: &str) -> ScanOptions {
             ..FetchConfig::default()
         },
         reference: Arc::new(reference),
+        reference_path: None,
+        applied_reference: None,
     }
 }
 

@@ -70,6 +70,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ..FetchConfig::default()
     };
     let scan_id = format!("demo-{}", crate::scan_cmd::default_scan_id().trim_start_matches("scan-"));
+    let reference_path = reference_path.clone();
     let options = ScanOptions {
         scan_id: scan_id.clone(),
         seeds,
@@ -81,6 +82,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         threshold: 0.5,
         fetch,
         reference: Arc::new(reference),
+        reference_path: Some(reference_path.clone()),
+        applied_reference: Some(args.data_dir.join(crate::scan_cmd::APPLIED_REFERENCE)),
     };
     let report = crate::scan_cmd::execute(options, &args.data_dir, false).await;
     web.shutdown().await;

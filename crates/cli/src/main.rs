@@ -7,11 +7,11 @@
 mod demo;
 mod hash_cmd;
 mod hits_cmd;
+mod match_cmd;
 mod progress;
 mod refset_cmd;
 mod scan_cmd;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -43,19 +43,12 @@ enum Command {
     Hits(hits_cmd::HitsArgs),
     /// Print the hashes of local files.
     Hash(hash_cmd::HashArgs),
-    /// Reference-set tools.
+    /// Match hash records (JSON Lines from `hashscan hash`) against a reference set offline.
+    Match(match_cmd::MatchArgs),
+    /// Reference-set tools: check lists, build an index.
     Refset {
         #[command(subcommand)]
-        command: RefsetCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum RefsetCommand {
-    /// Validate a reference file and print counts per algorithm; lists every error.
-    Check {
-        /// The reference file (CSV or TSV).
-        file: PathBuf,
+        command: refset_cmd::RefsetCommand,
     },
 }
 
@@ -88,7 +81,8 @@ fn main() -> ExitCode {
             Command::Scan(args) => scan_cmd::run(*args).await,
             Command::Hits(args) => hits_cmd::run(args).await,
             Command::Hash(args) => hash_cmd::run(args).await,
-            Command::Refset { command: RefsetCommand::Check { file } } => refset_cmd::check(&file),
+            Command::Match(args) => match_cmd::run(args),
+            Command::Refset { command } => refset_cmd::run(command),
         }
     });
     match result {

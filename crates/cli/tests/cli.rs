@@ -282,3 +282,121 @@ fn hash_says_why_a_file_has_no_pdq() {
     assert!(v.get("pdq").is_none());
     assert!(v["pdq_error"].as_str().unwrap().starts_with("unknown_format"), "{v}");
 }
+
+/// A PDQ hash (hex) `flips` bits away from `hex`.
+fn flip_bits(hex: &str, flips: usize) -> String {
+    let mut bytes = hex::decode(hex).unwrap();
+    for k in 0..flips {
+        bytes[k % 32] ^= 1 << (k / 32);
+    }
+    hex::encode(bytes)
+}
+
+#[test]
+fn refset_build_then_match_finds_exact_near_and_ignored_records() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    // Three benign files: one listed by MD5, one near-listed by PDQ, one on an ignore list.
+    let picture = hashscan_testweb::images::generate(3, 320, 240, hashscan_testweb::images::Format::Png);
+    std::fs::write(p("picture.png"), &picture).unwrap();
+    std::fs::write(p("listed.bin"), b"a benign file we list").unwrap();
+    std::fs::write(p("noise.bin"), b"a benign file that keeps causing false alarms").unwrap();
+    std::fs::write(p("other.bin"), b"nothing to see").unwrap();
+    let out = hashscan(&[
+        "hash",
+        "--format",
+        "jsonl",
+        p("picture.png").to_str().unwrap(),
+        p("listed.bin").to_str().unwrap(),
+        p("noise.bin").to_str().unwrap(),
+        p("other.bin").to_str().unwrap(),
+    ]);
+    std::fs::write(p("hashes.jsonl"), &out.stdout).unwrap();
+    let records: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let pdq = records[0]["pdq"].as_str().unwrap().to_string();
+    // Lists in three formats: CSV, signal lines (gzip), md5sum-style lines.
+    std::fs::write(p("police.csv"), format!("id,md5\nP-1,{}\n", records[1]["md5"].as_str().unwrap())).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, format!("pdq,{},N-7\n", flip_bits(&pdq, 9)).as_bytes()).unwrap();
+    std::fs::write(p("partner.txt.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(p("benign.md5"), format!("{}  noise.bin\n", records[2]["md5"].as_str().unwrap())).unwrap();
+
+    let index = p("set.hsref");
+    let police = format!("file={},name=police", p("police.csv").display());
+    let partner = format!("file={},name=partner,radius=20", p("partner.txt.gz").display());
+    let benign = format!("file={},name=benign,kind=ignore,algo=md5", p("benign.md5").display());
+    let out = hashscan(&[
+        "refset",
+        "build",
+        "--name",
+        "hotline",
+        "--out",
+        index.to_str().unwrap(),
+        "--list",
+        &police,
+        "--list",
+        &partner,
+        "--list",
+        &benign,
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let version = stdout(&out).lines().find_map(|l| l.strip_prefix("version    ")).unwrap().to_string();
+    assert_eq!(std::fs::metadata(&index).unwrap().permissions().mode() & 0o777, 0o600, "the index is private");
+    let check = hashscan(&["refset", "check", index.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(stdout(&check).contains("list partner") && stdout(&check).contains("radius 20"), "{}", stdout(&check));
+
+    let out =
+        hashscan(&["match", "--reference", index.to_str().unwrap(), "--hashes", p("hashes.jsonl").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let found: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(found.len(), 3, "other.bin matches nothing: {found:?}");
+    let by_file = |name: &str| found.iter().find(|r| r["file"].as_str().unwrap().ends_with(name)).unwrap();
+    let picture = by_file("picture.png");
+    assert_eq!(picture["matched"], true);
+    assert_eq!(picture["matches"][0]["list"], "partner");
+    assert_eq!(picture["matches"][0]["distance"], 9);
+    assert_eq!(picture["matches"][0]["id"], "N-7");
+    assert_eq!(picture["reference_version"], version);
+    assert_eq!(by_file("listed.bin")["matches"][0]["algo"], "md5");
+    let noise = by_file("noise.bin");
+    assert_eq!((noise["matched"].clone(), noise["ignored"].clone()), (false.into(), true.into()));
+}
+
+#[test]
+fn match_reports_malformed_records_by_line_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("l.csv");
+    std::fs::write(&list, "md5\n900150983cd24fb0d6963f7d28e17f72\n").unwrap();
+    let hashes = dir.path().join("h.jsonl");
+    std::fs::write(
+        &hashes,
+        "not json\n{\"md5\":\"zz\"}\n{\"file\":\"x\"}\n{\"md5\":\"900150983cd24fb0d6963f7d28e17f72\"}\n",
+    )
+    .unwrap();
+    let out = hashscan(&["match", "--reference", list.to_str().unwrap(), "--hashes", hashes.to_str().unwrap()]);
+    assert!(!out.status.success(), "malformed records make the exit status fail");
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    for (i, l) in lines[..3].iter().enumerate() {
+        assert!(l["line"].as_str().unwrap().ends_with(&format!("h.jsonl:{}", i + 1)), "{l}");
+        assert!(l.get("error").is_some(), "{l}");
+    }
+    assert_eq!(lines[3]["matched"], true, "the good record after the bad ones is still matched");
+}
+
+#[test]
+fn refset_build_refuses_malformed_lists_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"md5\":\"900150983cd24fb0d6963f7d28e17f72\"}\n{\"sha1\": 12}\n").unwrap();
+    let index = dir.path().join("x.hsref");
+    let out = hashscan(&["refset", "build", "--out", index.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad.jsonl:2"), "{}", stderr(&out));
+    assert!(!index.exists());
+    let out = hashscan(&["refset", "build", "--out", index.to_str().unwrap(), "--list", "name=x"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("file=PATH is required"), "{}", stderr(&out));
+}

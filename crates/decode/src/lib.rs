@@ -23,10 +23,10 @@
 //!   zune-jpeg through the `image` crate) and is what the conformance tests
 //!   hold to the reference. [`Mode::Fast`] decodes large JPEGs at 1/2, 1/4
 //!   or 1/8 scale in the DCT domain (jpeg-decoder), which skips most of the
-//!   work: PDQ only looks at a 64×64 summary, so a 4000-pixel-wide photo
-//!   loses nothing it needs. It changes a few bits; how many is measured in
-//!   `docs/benchmarks.md`, which is why it is a choice and not a silent
-//!   shortcut.
+//!   work: PDQ only looks at a 64×64 summary. But it moves hashes: median 8
+//!   bits, up to 28 on quality ≥ 80 images (`docs/benchmarks.md`), which
+//!   eats into a 31-bit match radius, so exact is the default and fast is a
+//!   choice, never a silent shortcut.
 //! * **Buffers are reused.** One hasher per thread keeps its pixel buffer
 //!   and PDQ scratch between images; buffers above [`MAX_RETAINED_BYTES`]
 //!   are released after use so one huge image does not stay pinned.

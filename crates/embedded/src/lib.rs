@@ -11,12 +11,15 @@
 //! hash a fetcher produced is recorded before `run` returns.
 #![deny(missing_docs)]
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hashscan_bus::{Bus, MemoryBus, Topic};
 use hashscan_fetch::{FetchConfig, Fetcher};
 use hashscan_frontier::{Budgets, Frontier, MemoryFrontierStore, Scope, ScopeMode};
+use hashscan_matcher::reload::{self, ReloadConfig};
+use hashscan_matcher::retro::RetroReport;
 use hashscan_matcher::Matcher;
 use hashscan_refset::ReferenceSet;
 use hashscan_scheduler::{Progress, ScanSummary, Scheduler, SchedulerConfig};
@@ -47,6 +50,12 @@ pub struct ScanOptions {
     pub fetch: FetchConfig,
     /// The reference set.
     pub reference: Arc<ReferenceSet>,
+    /// Where the reference was loaded from: watched for changes (and SIGHUP)
+    /// during the scan, and reloaded without stopping.
+    pub reference_path: Option<PathBuf>,
+    /// Where the set last applied to the store is kept, so that images seen
+    /// in earlier scans are re-matched against what a new version adds.
+    pub applied_reference: Option<PathBuf>,
 }
 
 /// What a finished scan reports.
@@ -64,6 +73,9 @@ pub struct ScanReport {
     pub elapsed_secs: f64,
     /// Reference set version.
     pub reference_version: String,
+    /// Images from earlier scans matched again against what the reference
+    /// set added since they were last matched.
+    pub retro: RetroReport,
 }
 
 /// An embedded scan failed to run to its end.
@@ -78,6 +90,9 @@ pub enum ScanError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] hashscan_store::StoreError),
+    /// Matching against the reference set failed.
+    #[error("matcher: {0}")]
+    Match(#[from] hashscan_matcher::MatchError),
     /// A role's loop failed.
     #[error("{role}: {detail}")]
     Role {
@@ -154,6 +169,16 @@ impl EmbeddedScan {
             })
             .await?;
 
+        // Images of earlier scans meet the reference set's new entries first.
+        let retro =
+            reload::apply(&self.matcher, &self.store, o.reference.clone(), o.applied_reference.as_deref()).await?;
+        let (stop_watch, stopped) = tokio::sync::watch::channel(false);
+        let watcher = o.reference_path.clone().map(|path| {
+            let config =
+                ReloadConfig { path, interval: Duration::from_secs(5), applied_copy: o.applied_reference.clone() };
+            tokio::spawn(reload::watch(self.matcher.clone(), Arc::new(self.store.clone()), config, stopped))
+        });
+
         let max_in_flight = (o.fetchers * 2).max(1);
         let memory_bus = MemoryBus::new(max_in_flight * 4 + 64);
         let bus: Arc<dyn Bus> = Arc::new(memory_bus.clone());
@@ -177,6 +202,10 @@ impl EmbeddedScan {
         memory_bus.close(Topic::Match);
         let matched = match_loops.await;
         memory_bus.close(Topic::Report);
+        let _ = stop_watch.send(true);
+        if let Some(w) = watcher {
+            let _ = w.await;
+        }
         let summary = summary?;
         join("fetcher", fetched)?;
         join("matcher", matched)?;
@@ -195,7 +224,8 @@ impl EmbeddedScan {
             summary,
             stored,
             elapsed_secs: started.elapsed().as_secs_f64(),
-            reference_version: o.reference.version().to_string(),
+            reference_version: self.matcher.reference().version().to_string(),
+            retro,
         };
         let summary_json = serde_json::to_string(&report).unwrap_or_default();
         self.store.finish_scan(&o.scan_id, now_ms(), summary_json).await?;

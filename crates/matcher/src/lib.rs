@@ -6,19 +6,31 @@
 //! idempotent (see `hashscan-store`), so a redelivered message changes
 //! nothing.
 //!
-//! Decision: for now an image's score is its exact match (1.0) or nothing
-//! (0.0); the circumstance-based risk score replaces [`Matcher::assess`]
-//! later without touching the loop. When several algorithms match, the
-//! strongest (SHA-256, then BLAKE3, SHA-1, MD5) is the one named.
+//! Decisions:
+//! * For now an image's score comes from the reference set alone
+//!   ([`assess`]): an exact match scores its list's weight, a PDQ match
+//!   within a list's radius a little less the farther it is, an `ignore`
+//!   list suppresses; the circumstance-based risk score extends this later
+//!   without touching the loop.
+//! * The reference set can be replaced while messages flow
+//!   ([`Matcher::replace_reference`]): each message is assessed against one
+//!   set, the one current when it started, and none is dropped or repeated.
+//!   Images seen before a new set arrived are re-matched against what
+//!   changed by [`retro`].
 #![deny(missing_docs)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+mod assess;
+pub mod reload;
+pub mod retro;
 
-use hashscan_bus::{Bus, BusError, MatchWork, Message, Topic};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+pub use assess::{assess, near_value};
+use hashscan_bus::{Bus, BusError, MatchWork, Message, PdqResult, Topic};
 use hashscan_hash::Digests;
-use hashscan_refset::{Algo, ReferenceSet};
-use hashscan_store::{Assessment, CaseStore, ImageRecord, MatchKind, Reason, SightingStore, StoreError};
+use hashscan_refset::ReferenceSet;
+use hashscan_store::{Assessment, CaseStore, ImageRecord, SightingStore, StoreError};
 
 /// The matcher failed in a way that needs the message redelivered.
 #[derive(Debug, thiserror::Error)]
@@ -29,20 +41,20 @@ pub enum MatchError {
     /// The bus failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The reference set could not be compared or built.
+    #[error("reference set: {0}")]
+    Reference(String),
 }
 
 /// Matches hashes and keeps the record.
 pub struct Matcher {
-    refset: Arc<ReferenceSet>,
+    refset: RwLock<Arc<ReferenceSet>>,
     sightings: Arc<dyn SightingStore>,
     cases: Arc<dyn CaseStore>,
     threshold: f64,
     images: AtomicU64,
     hits: AtomicU64,
 }
-
-/// Order in which a matching algorithm is named: strongest first.
-const STRENGTH: [Algo; 4] = [Algo::Sha256, Algo::Blake3, Algo::Sha1, Algo::Md5];
 
 impl Matcher {
     /// A matcher against `refset`; images scoring at least `threshold` become cases.
@@ -52,7 +64,37 @@ impl Matcher {
         cases: Arc<dyn CaseStore>,
         threshold: f64,
     ) -> Self {
-        Self { refset, sightings, cases, threshold, images: AtomicU64::new(0), hits: AtomicU64::new(0) }
+        Self {
+            refset: RwLock::new(refset),
+            sightings,
+            cases,
+            threshold,
+            images: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    /// The reference set in force.
+    pub fn reference(&self) -> Arc<ReferenceSet> {
+        match self.refset.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts a new reference set in force for every message that starts from
+    /// now on, and returns the one it replaces.
+    pub fn replace_reference(&self, new: Arc<ReferenceSet>) -> Arc<ReferenceSet> {
+        let mut slot = match self.refset.write() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::replace(&mut *slot, new)
+    }
+
+    /// The score threshold at which an image becomes a case.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
     }
 
     /// Images hashed so far (including redeliveries).
@@ -65,50 +107,9 @@ impl Matcher {
         self.hits.load(Ordering::Relaxed)
     }
 
-    /// Scores an image from its digests.
-    pub fn assess(&self, d: &Digests) -> Assessment {
-        let version = self.refset.version().to_string();
-        for algo in STRENGTH {
-            let digest: &[u8] = match algo {
-                Algo::Sha256 => &d.sha256,
-                Algo::Blake3 => &d.blake3,
-                Algo::Sha1 => &d.sha1,
-                Algo::Md5 => &d.md5,
-                Algo::Pdq => continue,
-            };
-            if let Some(item) = self.refset.find(algo, digest) {
-                let what = match (&item.id, &item.label) {
-                    (Some(id), Some(label)) => format!("item {id} ({label})"),
-                    (Some(id), None) => format!("item {id}"),
-                    (None, Some(label)) => format!("item at line {} ({label})", item.line),
-                    (None, None) => format!("item at line {}", item.line),
-                };
-                return Assessment {
-                    score: 1.0,
-                    match_kind: MatchKind::Exact,
-                    match_algo: Some(algo.to_string()),
-                    distance: Some(0),
-                    reference_version: Some(version.clone()),
-                    reasons: vec![Reason {
-                        factor: "exact_match".into(),
-                        value: 1.0,
-                        weight: 1.0,
-                        note: format!(
-                            "{algo} listed in reference set {} version {version}, {what}",
-                            self.refset.source_name()
-                        ),
-                    }],
-                };
-            }
-        }
-        Assessment {
-            score: 0.0,
-            match_kind: MatchKind::None,
-            match_algo: None,
-            distance: None,
-            reference_version: Some(version),
-            reasons: Vec::new(),
-        }
+    /// Scores an image against the reference set in force.
+    pub fn assess(&self, d: &Digests, pdq: &PdqResult) -> Assessment {
+        assess(&self.reference(), d, pdq)
     }
 
     /// Handles one piece of work; safe to call again with the same work.
@@ -127,11 +128,11 @@ impl Matcher {
                         host,
                         ip: ip.map(|i| i.to_string()),
                         digests,
-                        pdq,
+                        pdq: pdq.clone(),
                         fetched_at_ms,
                     })
                     .await?;
-                let assessment = self.assess(&digests);
+                let assessment = self.assess(&digests, &pdq);
                 let score = assessment.score;
                 self.sightings.record_assessment(digests.blake3, assessment).await?;
                 if score >= self.threshold {
@@ -180,7 +181,7 @@ pub async fn run_matcher(bus: Arc<dyn Bus>, matcher: Arc<Matcher>, concurrency: 
 mod tests {
     use super::*;
     use hashscan_hash::CryptoAlgo;
-    use hashscan_store::{HitFilter, SqliteStore};
+    use hashscan_store::{HitFilter, MatchKind, SqliteStore};
 
     fn refset(rows: &str) -> Arc<ReferenceSet> {
         Arc::new(ReferenceSet::parse("refs.csv", rows.as_bytes()).unwrap().0)
@@ -213,7 +214,7 @@ mod tests {
             assert_eq!(hits[0].match_algo.as_deref(), Some(algo.name()));
             assert_eq!(hits[0].match_kind, MatchKind::Exact);
             assert!(hits[0].reasons[0].note.contains("item X1"), "{:?}", hits[0].reasons);
-            assert_eq!(hits[0].reference_version.as_deref(), Some(m.refset.version()));
+            assert_eq!(hits[0].reference_version.as_deref(), Some(m.reference().version()));
         }
     }
 

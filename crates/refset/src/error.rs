@@ -31,6 +31,25 @@ pub enum LoadError {
         /// All problems found (never empty when built by this crate).
         errors: Vec<RowError>,
     },
+    /// A built index file is damaged, truncated, or of another format version.
+    #[error("{}: not a usable reference index: {detail}", file.display())]
+    Index {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A reference-set definition (list options, TOML) is wrong; names the key.
+    #[error("{context}: {detail}")]
+    Spec {
+        /// Where: the file and key, or the option.
+        context: String,
+        /// What is wrong and what is accepted.
+        detail: String,
+    },
+    /// The set would have more items than an index can address.
+    #[error("too many items for one reference set (at most {})", u32::MAX - 1)]
+    TooManyItems,
 }
 
 fn invalid_summary(errors: &[RowError]) -> String {
@@ -106,6 +125,18 @@ pub enum ErrorKind {
     TooManyItems,
     /// The CSV reader failed on this row (message from the `csv` crate).
     Csv(String),
+    /// A JSON Lines row is not a JSON object of the expected shape.
+    Json(String),
+    /// The file looks gzip-compressed but does not decompress.
+    Gzip(String),
+    /// A hash-per-line file whose hashes could be of several algorithms
+    /// (64 hex digits: SHA-256, BLAKE3 or PDQ) needs its algorithm named.
+    AlgoNeeded,
+    /// A signal line names a hash type we do not know.
+    UnknownSignalType {
+        /// The name given (redacted, cut).
+        name: String,
+    },
 }
 
 impl fmt::Display for ErrorKind {
@@ -134,15 +165,30 @@ impl fmt::Display for ErrorKind {
             Self::NotUtf8 => write!(f, "not valid UTF-8 (reference files must be UTF-8)"),
             Self::TooManyItems => write!(f, "too many items for one reference set (at most {})", u32::MAX),
             Self::Csv(msg) => write!(f, "cannot read row: {msg}"),
+            Self::Json(msg) => write!(f, "not a valid JSON Lines row: {msg}"),
+            Self::Gzip(msg) => write!(f, "cannot decompress: {msg}"),
+            Self::AlgoNeeded => {
+                write!(f, "one hash per line, but which algorithm? name it (algo = \"sha256\", \"blake3\" or \"pdq\")")
+            }
+            Self::UnknownSignalType { name } => {
+                write!(f, "unknown signal type {name:?} (expected md5, sha1, sha256, blake3 or pdq)")
+            }
         }
     }
 }
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.file, self.line)?;
-        if let Some(c) = &self.column {
-            write!(f, "column {} ({}): ", c.number, c.name)?;
+        if self.line == 0 {
+            write!(f, "{}: ", self.file)?;
+        } else {
+            write!(f, "{}:{}: ", self.file, self.line)?;
+        }
+        match &self.column {
+            // JSON Lines: a key, not a position.
+            Some(c) if c.number == 0 => write!(f, "key {:?}: ", c.name)?,
+            Some(c) => write!(f, "column {} ({}): ", c.number, c.name)?,
+            None => {}
         }
         write!(f, "{}", self.kind)
     }
@@ -164,11 +210,20 @@ pub enum Warning {
         /// The ignored columns, by position and (redacted) name.
         columns: Vec<Column>,
     },
+    /// A reference file or index that any local user can read.
+    WorldReadable {
+        /// The file.
+        file: String,
+    },
 }
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::WorldReadable { file } => write!(
+                f,
+                "{file} is readable by every user of this machine; reference sets are sensitive (chmod 600 it)"
+            ),
             Self::UnknownColumns { file, line, columns } => {
                 let names: Vec<String> = columns
                     .iter()

@@ -45,7 +45,7 @@ fn finds_an_item_by_each_cryptographic_algorithm() {
         let (set, warnings) = load(&format!("id,{algo}\nX1,{}\n", hex(&d, algo)));
         assert!(warnings.is_empty());
         let item = set.find(algo.into(), d.get(algo)).expect("listed");
-        assert_eq!(item.id.as_deref(), Some("X1"));
+        assert_eq!(item.id, Some("X1"));
         assert_eq!(item.line, 2);
         assert_eq!(set.find(algo.into(), Digests::of(b"benign").get(algo)), None, "{algo}");
         for other in CryptoAlgo::ALL.into_iter().filter(|&o| o != algo) {
@@ -62,8 +62,8 @@ fn row_with_several_algorithms_is_one_item_found_by_any() {
     assert_eq!(set.len(), 1);
     let by_md5 = set.find(Algo::Md5, &d.md5).expect("md5");
     let by_sha1 = set.find(Algo::Sha1, &d.sha1).expect("sha1");
-    assert!(std::ptr::eq(by_md5, by_sha1));
-    assert_eq!(by_md5.label.as_deref(), Some("cat-a"));
+    assert_eq!(by_md5.index, by_sha1.index);
+    assert_eq!(by_md5.label, Some("cat-a"));
     assert_eq!(by_md5.id, None);
 }
 
@@ -72,10 +72,8 @@ fn empty_cells_are_allowed_and_id_and_label_are_optional() {
     let (a, b) = (Digests::of(b"a"), Digests::of(b"b"));
     let text = format!("id,md5,sha256,label\n,{},,\nB,,{},\n", hex(&a, CryptoAlgo::Md5), hex(&b, CryptoAlgo::Sha256));
     let (set, _) = load(&text);
-    assert_eq!(
-        set.items(),
-        &[Item { id: None, label: None, line: 2 }, Item { id: Some("B".into()), label: None, line: 3 }]
-    );
+    let items: Vec<_> = set.items().map(|i| (i.id, i.label, i.line)).collect();
+    assert_eq!(items, [(None, None, 2), (Some("B"), None, 3)]);
     assert!(set.find(Algo::Md5, &a.md5).is_some());
     assert!(set.find(Algo::Sha256, &b.sha256).is_some());
 }
@@ -86,7 +84,7 @@ fn find_with_wrong_digest_length_or_pdq_is_none() {
     let (set, _) = load(&format!("md5,pdq\n{},{}\n", hex(&d, CryptoAlgo::Md5), pdq_hex(b"p")));
     assert_eq!(set.find(Algo::Md5, &d.sha1), None);
     assert_eq!(set.find(Algo::Md5, &[]), None);
-    let pdq = set.pdq_items()[0].hash;
+    let pdq = set.items().find_map(|i| i.pdq).expect("a pdq item");
     assert_eq!(set.find(Algo::Pdq, pdq.as_bytes()), None);
 }
 
@@ -96,8 +94,8 @@ fn tsv_is_detected_from_a_tab_in_the_header() {
     let text = format!("id\tsha1\tlabel\nT1\t{}\tlabel, with comma\n", hex(&d, CryptoAlgo::Sha1));
     let (set, _) = load(&text);
     let item = set.find(Algo::Sha1, &d.sha1).expect("listed");
-    assert_eq!(item.id.as_deref(), Some("T1"));
-    assert_eq!(item.label.as_deref(), Some("label, with comma"));
+    assert_eq!(item.id, Some("T1"));
+    assert_eq!(item.label, Some("label, with comma"));
 }
 
 #[test]
@@ -105,7 +103,7 @@ fn csv_quoted_fields_are_unquoted() {
     let d = listed();
     let text = format!("\"md5\",label\n\"{}\",\"a \"\"quoted\"\", label\"\n", hex(&d, CryptoAlgo::Md5));
     let (set, _) = load(&text);
-    assert_eq!(set.find(Algo::Md5, &d.md5).and_then(|i| i.label.as_deref()), Some("a \"quoted\", label"));
+    assert_eq!(set.find(Algo::Md5, &d.md5).and_then(|i| i.label), Some("a \"quoted\", label"));
 }
 
 #[test]
@@ -118,7 +116,7 @@ fn hex_and_header_names_are_case_insensitive_and_trimmed() {
     );
     let (set, warnings) = load(&text);
     assert!(warnings.is_empty(), "{warnings:?}");
-    assert_eq!(set.find(Algo::Md5, &d.md5).and_then(|i| i.id.as_deref()), Some("x"));
+    assert_eq!(set.find(Algo::Md5, &d.md5).and_then(|i| i.id), Some("x"));
     assert!(set.find(Algo::Sha1, &d.sha1).is_some());
 }
 
@@ -128,7 +126,7 @@ fn utf8_bom_is_skipped() {
     let text = format!("\u{feff}md5,id\n{},B1\n", hex(&d, CryptoAlgo::Md5));
     let (set, warnings) = load(&text);
     assert!(warnings.is_empty(), "the BOM must not turn `md5` into an unknown column: {warnings:?}");
-    assert_eq!(set.find(Algo::Md5, &d.md5).and_then(|i| i.id.as_deref()), Some("B1"));
+    assert_eq!(set.find(Algo::Md5, &d.md5).and_then(|i| i.id), Some("B1"));
 }
 
 #[test]
@@ -152,7 +150,7 @@ fn crlf_line_endings_work() {
     let d = listed();
     let text = format!("md5,id\r\n{},W\r\n", hex(&d, CryptoAlgo::Md5));
     let (set, _) = load(&text);
-    assert_eq!(set.find(Algo::Md5, &d.md5).and_then(|i| i.id.as_deref()), Some("W"));
+    assert_eq!(set.find(Algo::Md5, &d.md5).and_then(|i| i.id), Some("W"));
 }
 
 #[test]
@@ -204,9 +202,9 @@ fn duplicates_are_counted_and_the_first_row_wins() {
         hex(&b, CryptoAlgo::Sha1)
     );
     let (set, _) = load(&text);
-    assert_eq!(set.find(Algo::Md5, &a.md5).and_then(|i| i.id.as_deref()), Some("FIRST"));
+    assert_eq!(set.find(Algo::Md5, &a.md5).and_then(|i| i.id), Some("FIRST"));
     // THIRD adds a new SHA-1, so it is an item; SECOND adds nothing.
-    assert_eq!(set.find(Algo::Sha1, &b.sha1).and_then(|i| i.id.as_deref()), Some("THIRD"));
+    assert_eq!(set.find(Algo::Sha1, &b.sha1).and_then(|i| i.id), Some("THIRD"));
     assert_eq!(set.len(), 2);
     let report = check_bytes("refs.csv", text.as_bytes());
     assert_eq!(report.duplicates, 2);
@@ -224,14 +222,14 @@ fn pdq_hashes_are_stored_with_quality() {
         pdq_hex(b"one")
     );
     let (set, _) = load(&text);
-    let pdq = set.pdq_items();
+    let pdq: Vec<_> = set.items().filter(|i| i.pdq.is_some()).collect();
     assert_eq!(pdq.len(), 2, "the third row repeats the first hash");
-    assert_eq!(pdq[0].hash.to_hex(), pdq_hex(b"one"));
-    assert_eq!(pdq[0].quality, Some(90));
-    assert_eq!(set.item(pdq[0].item).and_then(|i| i.id.as_deref()), Some("P1"));
-    assert_eq!(pdq[1].hash.to_hex(), pdq_hex(b"two"));
-    assert_eq!(pdq[1].quality, None);
-    assert_eq!(set.items()[pdq[1].item.index()].line, 3);
+    assert_eq!(pdq[0].pdq.map(|h| h.to_hex()), Some(pdq_hex(b"one")));
+    assert_eq!(pdq[0].pdq_quality, Some(90));
+    assert_eq!(pdq[0].id, Some("P1"));
+    assert_eq!(pdq[1].pdq.map(|h| h.to_hex()), Some(pdq_hex(b"two")));
+    assert_eq!(pdq[1].pdq_quality, None);
+    assert_eq!(pdq[1].line, 3);
     assert_eq!(check_bytes("refs.csv", text.as_bytes()).duplicates, 1);
 }
 
@@ -413,11 +411,13 @@ fn several_bad_cells_in_one_row_are_each_reported() {
 }
 
 #[test]
-fn version_is_16_hex_digits_of_blake3_of_the_bytes() {
+fn version_is_16_hex_digits_and_the_list_records_its_source_hash() {
     let d = listed();
     let text = format!("md5\n{}\n", hex(&d, CryptoAlgo::Md5));
     let (set, _) = load(&text);
-    assert_eq!(set.version(), &blake3::hash(text.as_bytes()).to_hex()[..16]);
+    assert_eq!(set.version().len(), 16);
+    assert!(set.version().bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(set.lists()[0].source_version, &blake3::hash(text.as_bytes()).to_hex()[..16]);
     assert_eq!(set.source_name(), "refs.csv");
 }
 
@@ -454,9 +454,10 @@ fn check_reports_counts_warnings_and_all_errors_for_a_file() {
         hex(&a, CryptoAlgo::Md5),
     );
     std::fs::write(&path, &text).expect("write");
+    set_mode(&path, 0o600);
     let report = check(&path).expect("readable");
     assert_eq!(report.source, path.display().to_string());
-    assert_eq!(report.version, &blake3::hash(text.as_bytes()).to_hex()[..16]);
+    assert_eq!(report.version, "", "a list that does not load has no version");
     assert_eq!(report.rows, 5);
     assert_eq!(report.items, 2);
     let counts: Vec<(Algo, u64)> = report.counts.iter().map(|(a, n)| (*a, *n)).collect();
@@ -481,10 +482,11 @@ fn load_reads_a_file_and_names_it() {
     let path = dir.path().join("refs.csv");
     let d = listed();
     std::fs::write(&path, format!("sha256,id\n{},F1\n", hex(&d, CryptoAlgo::Sha256))).expect("write");
+    set_mode(&path, 0o600);
     let (set, warnings) = ReferenceSet::load(&path).expect("loads");
-    assert!(warnings.is_empty());
+    assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(set.source_name(), path.display().to_string());
-    assert_eq!(set.find(Algo::Sha256, &d.sha256).and_then(|i| i.id.as_deref()), Some("F1"));
+    assert_eq!(set.find(Algo::Sha256, &d.sha256).and_then(|i| i.id), Some("F1"));
     assert!(check(&path).expect("readable").is_ok());
 }
 
@@ -514,7 +516,7 @@ fn debug_output_never_shows_hashes() {
     let d = listed();
     let text = format!("md5,pdq\n{},{}\n", hex(&d, CryptoAlgo::Md5), pdq_hex(b"p"));
     let (set, _) = load(&text);
-    let debug = format!("{set:?} {:?}", set.pdq_items());
+    let debug = format!("{set:?} {:?}", set.items().collect::<Vec<_>>());
     assert!(!debug.contains(&hex(&d, CryptoAlgo::Md5)), "{debug}");
     assert!(!debug.contains(&pdq_hex(b"p")), "{debug}");
     assert!(debug.contains("refs.csv"), "{debug}");
@@ -564,4 +566,20 @@ fn header_error_names_the_header_line_after_comments() {
         messages("# list v1\n\nMD5,md5\n")[0],
         "refs.csv:3: column 2 (md5): duplicate column (same name as column 1)"
     );
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn a_list_readable_by_everyone_is_loaded_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("open.csv");
+    std::fs::write(&path, format!("md5\n{}\n", hex(&listed(), CryptoAlgo::Md5))).expect("write");
+    set_mode(&path, 0o644);
+    let (_, warnings) = ReferenceSet::load(&path).expect("loads");
+    assert!(matches!(&warnings[..], [Warning::WorldReadable { .. }]), "{warnings:?}");
+    assert!(warnings[0].to_string().contains("chmod 600"));
 }

@@ -58,7 +58,7 @@ pub enum StoreError {
 
 /// Version of the SQLite schema, kept in `PRAGMA user_version`; a file of
 /// another version is refused with [`StoreError::Schema`] rather than misread.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// One hashed image, as the fetcher saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,9 +263,30 @@ pub struct StoreCounts {
     pub fetches: u64,
 }
 
+/// A stored content's hashes, for matching it again against a new
+/// reference version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredContent {
+    /// Its digests.
+    pub digests: Digests,
+    /// Its PDQ, or why there is none.
+    pub pdq: PdqResult,
+    /// The scan that saw it first.
+    pub scan: String,
+    /// When it was first seen (Unix ms).
+    pub first_seen_ms: i64,
+}
+
 /// The record of what was seen.
 #[async_trait]
 pub trait SightingStore: Send + Sync {
+    /// Stored contents in BLAKE3 order, after `after`, at most `limit`: a
+    /// cursor over everything ever seen, for retro-matching.
+    async fn contents_page(&self, after: Option<[u8; 32]>, limit: usize) -> Result<Vec<StoredContent>, StoreError>;
+    /// The reference version every stored content was last matched against.
+    async fn reference_applied(&self) -> Result<Option<String>, StoreError>;
+    /// Records that every stored content has been matched against `version`.
+    async fn set_reference_applied(&self, version: &str, at_ms: i64) -> Result<(), StoreError>;
     /// Records a hashed image; idempotent per (scan, image id).
     async fn record_image(&self, rec: ImageRecord) -> Result<(), StoreError>;
     /// Records that a page shows these images; idempotent.
@@ -343,6 +364,11 @@ CREATE TABLE IF NOT EXISTS fetches (
     ip TEXT,
     at INTEGER NOT NULL,
     PRIMARY KEY (scan, url)
+);
+CREATE TABLE IF NOT EXISTS reference_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cases (
     id INTEGER PRIMARY KEY,
@@ -481,6 +507,81 @@ impl SqliteStore {
 
 #[async_trait]
 impl SightingStore for SqliteStore {
+    async fn contents_page(&self, after: Option<[u8; 32]>, limit: usize) -> Result<Vec<StoredContent>, StoreError> {
+        self.run(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT ct.blake3, ct.md5, ct.sha1, ct.sha256, ct.bytes, ct.pdq, ct.pdq_quality, ct.width, ct.height,
+                        ct.pdq_scale, ct.pdq_error, ct.first_seen,
+                        (SELECT i.scan FROM images i WHERE i.blake3 = ct.blake3 ORDER BY i.fetched_at LIMIT 1)
+                 FROM contents ct WHERE ?1 IS NULL OR ct.blake3 > ?1 ORDER BY ct.blake3 LIMIT ?2",
+            )?;
+            let after = after.map(|a| a.to_vec());
+            let rows = st.query_map(params![after, limit as i64], |r| {
+                let fixed = |i: usize, len: usize| -> rusqlite::Result<Vec<u8>> {
+                    let v: Vec<u8> = r.get(i)?;
+                    if v.len() == len {
+                        Ok(v)
+                    } else {
+                        Err(rusqlite::Error::InvalidColumnType(i, "digest".into(), rusqlite::types::Type::Blob))
+                    }
+                };
+                let mut d = Digests {
+                    bytes: r.get::<_, i64>(4)? as u64,
+                    md5: [0; 16],
+                    sha1: [0; 20],
+                    sha256: [0; 32],
+                    blake3: [0; 32],
+                };
+                d.blake3.copy_from_slice(&fixed(0, 32)?);
+                d.md5.copy_from_slice(&fixed(1, 16)?);
+                d.sha1.copy_from_slice(&fixed(2, 20)?);
+                d.sha256.copy_from_slice(&fixed(3, 32)?);
+                let pdq = match r.get::<_, Option<Vec<u8>>>(5)?.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                    Some(bytes) => PdqResult::Hashed {
+                        hash: PdqHash::from_bytes(bytes),
+                        quality: r.get::<_, Option<u8>>(6)?.unwrap_or(0),
+                        width: r.get::<_, Option<u32>>(7)?.unwrap_or(0),
+                        height: r.get::<_, Option<u32>>(8)?.unwrap_or(0),
+                        scale: r.get::<_, Option<u8>>(9)?.unwrap_or(1),
+                    },
+                    None => {
+                        let err: String = r.get::<_, Option<String>>(10)?.unwrap_or_default();
+                        let (reason, detail) = err.split_once(": ").unwrap_or((err.as_str(), ""));
+                        PdqResult::Failed { reason: reason.to_string(), detail: detail.to_string() }
+                    }
+                };
+                Ok(StoredContent {
+                    digests: d,
+                    pdq,
+                    first_seen_ms: r.get(11)?,
+                    scan: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn reference_applied(&self) -> Result<Option<String>, StoreError> {
+        self.run(|c| {
+            Ok(c.query_row("SELECT version FROM reference_state WHERE id = 1", [], |r| r.get(0)).optional()?)
+        })
+        .await
+    }
+
+    async fn set_reference_applied(&self, version: &str, at_ms: i64) -> Result<(), StoreError> {
+        let version = version.to_string();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO reference_state (id, version, applied_at) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at",
+                params![version, at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn record_image(&self, rec: ImageRecord) -> Result<(), StoreError> {
         self.run(move |c| {
             let tx = c.transaction()?;

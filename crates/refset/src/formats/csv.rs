@@ -1,26 +1,13 @@
-//! The reference-file parser: header, rows, indexes; collects every error.
+//! CSV and TSV lists: header, rows; collects every error.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use hashscan_hash::parse_hex;
 use hashscan_pdq::PdqHash;
 
+use super::{Entry, ParsedList, BOM};
 use crate::error::{looks_like_digest, redact};
-use crate::{Algo, Column, ErrorKind, Index, Item, ItemIdx, PdqItem, ReferenceSet, RowError, Warning};
-
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// Everything learned from one pass over a file; `set` is complete only when
-/// `errors` is empty.
-pub(crate) struct Parsed {
-    pub(crate) set: ReferenceSet,
-    pub(crate) warnings: Vec<Warning>,
-    pub(crate) errors: Vec<RowError>,
-    pub(crate) rows: u64,
-    pub(crate) duplicates: u64,
-    /// The hash columns of the header, in column order.
-    pub(crate) columns: Vec<Algo>,
-}
+use crate::{Algo, Column, ErrorKind, RowError, Warning};
 
 /// What a header column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,12 +50,8 @@ impl Row {
 struct Builder<'a> {
     source: &'a str,
     errors: Vec<RowError>,
-    items: Vec<Item>,
-    index: Index,
-    pdq: Vec<PdqItem>,
-    pdq_seen: HashSet<PdqHash>,
+    entries: Vec<Entry>,
     rows: u64,
-    duplicates: u64,
 }
 
 impl Builder<'_> {
@@ -138,64 +121,18 @@ impl Builder<'_> {
             self.error(line, Some(column.clone()), ErrorKind::QualityWithoutPdq);
             return;
         }
-        let Ok(n) = u32::try_from(self.items.len()) else {
-            self.error(line, None, ErrorKind::TooManyItems);
-            return;
-        };
-        self.insert(row, ItemIdx(n), line);
+        self.entries.push(Entry {
+            md5: row.md5,
+            sha1: row.sha1,
+            sha256: row.sha256,
+            blake3: row.blake3,
+            pdq: row.pdq,
+            quality: row.quality.map(|(q, _)| q),
+            id: row.id,
+            label: row.label,
+            line,
+        });
     }
-
-    /// Indexes the row's digests under `idx`; stores the item when at least
-    /// one digest is new (otherwise every digest is a duplicate of an earlier
-    /// row, whose item is kept).
-    fn insert(&mut self, row: Row, idx: ItemIdx, line: u64) {
-        let mut added = 0usize;
-        let mut seen = 0usize;
-        let mut put = |new: bool| {
-            seen += 1;
-            added += usize::from(new);
-        };
-        if let Some(d) = row.md5 {
-            put(insert_new(&mut self.index.md5, d, idx));
-        }
-        if let Some(d) = row.sha1 {
-            put(insert_new(&mut self.index.sha1, d, idx));
-        }
-        if let Some(d) = row.sha256 {
-            put(insert_new(&mut self.index.sha256, d, idx));
-        }
-        if let Some(d) = row.blake3 {
-            put(insert_new(&mut self.index.blake3, d, idx));
-        }
-        if let Some(hash) = row.pdq {
-            let new = self.pdq_seen.insert(hash);
-            if new {
-                self.pdq.push(PdqItem { hash, quality: row.quality.map(|(q, _)| q), item: idx });
-            }
-            put(new);
-        }
-        self.duplicates += (seen - added) as u64;
-        if added > 0 {
-            self.items.push(Item { id: row.id, label: row.label, line });
-        }
-    }
-}
-
-/// Inserts `key` unless present; true when it was new.
-fn insert_new<const N: usize>(map: &mut HashMap<[u8; N], ItemIdx>, key: [u8; N], idx: ItemIdx) -> bool {
-    match map.entry(key) {
-        std::collections::hash_map::Entry::Occupied(_) => false,
-        std::collections::hash_map::Entry::Vacant(v) => {
-            v.insert(idx);
-            true
-        }
-    }
-}
-
-/// The file's content version: BLAKE3 of the bytes, first 16 hex digits.
-pub(crate) fn version(bytes: &[u8]) -> String {
-    let hex = blake3::hash(bytes).to_hex();
-    hex[..16].to_string()
 }
 
 /// True when the header line (the first line that is neither blank nor a
@@ -294,9 +231,8 @@ fn header(source: &str, rec: &csv::ByteRecord, line: u64) -> (Vec<HeaderCol>, Op
     (cols, warning, errors)
 }
 
-/// Parses a whole file, collecting every error.
-pub(crate) fn parse(source: &str, bytes: &[u8]) -> Parsed {
-    let version = version(bytes);
+/// Parses a whole CSV/TSV list, collecting every error.
+pub(crate) fn parse(source: &str, bytes: &[u8]) -> ParsedList {
     let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -305,16 +241,7 @@ pub(crate) fn parse(source: &str, bytes: &[u8]) -> Parsed {
         .delimiter(if is_tsv(body) { b'\t' } else { b',' })
         .from_reader(body);
 
-    let mut b = Builder {
-        source,
-        errors: Vec::new(),
-        items: Vec::new(),
-        index: Index::default(),
-        pdq: Vec::new(),
-        pdq_seen: HashSet::new(),
-        rows: 0,
-        duplicates: 0,
-    };
+    let mut b = Builder { source, errors: Vec::new(), entries: Vec::new(), rows: 0 };
     let mut warnings = Vec::new();
     let mut cols: Option<Vec<HeaderCol>> = None;
     let mut rec = csv::ByteRecord::new();
@@ -354,14 +281,5 @@ pub(crate) fn parse(source: &str, bytes: &[u8]) -> Parsed {
     }
     let columns =
         cols.iter().flatten().filter_map(|c| if let Kind::Hash(a) = c.kind { Some(a) } else { None }).collect();
-    let mut pdq = b.pdq;
-    pdq.shrink_to_fit();
-    Parsed {
-        set: ReferenceSet { source: source.to_string(), version, items: b.items, index: b.index, pdq },
-        warnings,
-        errors: b.errors,
-        rows: b.rows,
-        duplicates: b.duplicates,
-        columns,
-    }
+    ParsedList { entries: b.entries, warnings, errors: b.errors, rows: b.rows, columns }
 }
