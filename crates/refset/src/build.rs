@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::formats::Entry;
+use crate::formats::Entries;
 use crate::layout::{self, ItemRec, Section, NO_QUALITY, NO_STRING};
 use crate::spec::ListKind;
 use crate::{pdqidx, Algo, LoadError};
@@ -49,11 +49,11 @@ pub(crate) struct SetMeta {
 /// and its entries in file order.
 pub(crate) struct ListInput {
     pub(crate) meta: ListMeta,
-    pub(crate) entries: Vec<Entry>,
+    pub(crate) entries: Entries,
 }
 
-/// A digest occurrence to sort: the digest, then list and entry so that
-/// the first occurrence within a list sorts first.
+/// A digest occurrence to sort: the digest, then list and entry (global
+/// entry number) so that the first occurrence within a list sorts first.
 struct Key<const N: usize> {
     digest: [u8; N],
     list: u16,
@@ -78,82 +78,89 @@ fn dedup<const N: usize>(mut keys: Vec<Key<N>>, dup_counts: &mut [u64], keep: &m
     out
 }
 
+/// Gathers one algorithm's occurrences over all lists, numbering entries globally.
+fn keys<const N: usize>(lists: &[ListInput], column: impl Fn(&Entries) -> &Vec<([u8; N], u32)>) -> Vec<Key<N>> {
+    let mut out = Vec::with_capacity(lists.iter().map(|l| column(&l.entries).len()).sum());
+    let mut base = 0u32;
+    for (li, l) in lists.iter().enumerate() {
+        out.extend(column(&l.entries).iter().map(|&(digest, e)| Key { digest, list: li as u16, entry: base + e }));
+        base += l.entries.len() as u32;
+    }
+    out
+}
+
 /// Builds the file image of a set.
 pub(crate) fn build(name: &str, lists: Vec<ListInput>) -> Result<(Vec<u8>, SetMeta), LoadError> {
-    let mut metas = Vec::with_capacity(lists.len());
-    let mut entries: Vec<(u16, Entry)> = Vec::new();
-    for (i, list) in lists.into_iter().enumerate() {
-        let li = u16::try_from(i).map_err(|_| LoadError::TooManyItems)?;
-        metas.push(list.meta);
-        entries.extend(list.entries.into_iter().map(|e| (li, e)));
+    if lists.len() > usize::from(u16::MAX) {
+        return Err(LoadError::TooManyItems);
     }
-    if entries.len() >= u32::MAX as usize {
+    let total: usize = lists.iter().map(|l| l.entries.len()).sum();
+    if total >= u32::MAX as usize {
         return Err(LoadError::TooManyItems);
     }
     // Which digests of each entry survive de-duplication (one bit per algorithm).
-    let mut keep = vec![0u8; entries.len()];
-    let mut dups = vec![0u64; metas.len()];
-    macro_rules! keys {
-        ($field:ident) => {
-            entries
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (l, e))| e.$field.map(|d| Key { digest: d, list: *l, entry: i as u32 }))
-                .collect::<Vec<_>>()
-        };
-    }
-    let md5 = dedup(keys!(md5), &mut dups, &mut keep, 1);
-    let sha1 = dedup(keys!(sha1), &mut dups, &mut keep, 2);
-    let sha256 = dedup(keys!(sha256), &mut dups, &mut keep, 4);
-    let blake3 = dedup(keys!(blake3), &mut dups, &mut keep, 8);
-    let pdq_keys: Vec<Key<32>> = entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (l, e))| e.pdq.map(|h| Key { digest: *h.as_bytes(), list: *l, entry: i as u32 }))
-        .collect();
-    let pdq = dedup(pdq_keys, &mut dups, &mut keep, 16);
+    let mut keep = vec![0u8; total];
+    let mut dups = vec![0u64; lists.len()];
+    let md5 = dedup(keys(&lists, |e| &e.md5), &mut dups, &mut keep, 1);
+    let sha1 = dedup(keys(&lists, |e| &e.sha1), &mut dups, &mut keep, 2);
+    let sha256 = dedup(keys(&lists, |e| &e.sha256), &mut dups, &mut keep, 4);
+    let blake3 = dedup(keys(&lists, |e| &e.blake3), &mut dups, &mut keep, 8);
+    let pdq = dedup(keys(&lists, |e| &e.pdq), &mut dups, &mut keep, 16);
 
-    // Item order: entries that keep a PDQ hash first (hash i is item i), in
-    // file order, then the others; entries that kept nothing are dropped.
-    let mut order: Vec<u32> = (0..entries.len() as u32).filter(|&i| keep[i as usize] & 16 != 0).collect();
+    // Global entry number → (list, entry within list).
+    let mut starts = Vec::with_capacity(lists.len());
+    let mut base = 0u32;
+    for l in &lists {
+        starts.push(base);
+        base += l.entries.len() as u32;
+    }
+    let locate = |entry: u32| -> (usize, usize) {
+        let li = starts.partition_point(|&s| s <= entry) - 1;
+        (li, (entry - starts[li]) as usize)
+    };
+    // Item order: entries that keep a PDQ hash first (hash i is item i),
+    // then the others; both in list and file order. Entries that kept
+    // nothing are dropped.
+    let mut pdq_by_entry: Vec<(u32, [u8; 32])> = pdq.iter().map(|k| (k.entry, k.digest)).collect();
+    pdq_by_entry.sort_unstable_by_key(|&(e, _)| e);
+    let mut order: Vec<u32> = pdq_by_entry.iter().map(|&(e, _)| e).collect();
     let n_pdq = order.len();
-    order.extend((0..entries.len() as u32).filter(|&i| keep[i as usize] != 0 && keep[i as usize] & 16 == 0));
-    let mut item_of_entry = vec![u32::MAX; entries.len()];
+    order.extend((0..total as u32).filter(|&i| keep[i as usize] != 0 && keep[i as usize] & 16 == 0));
+    let mut item_of_entry = vec![u32::MAX; total];
     for (item, &entry) in order.iter().enumerate() {
         item_of_entry[entry as usize] = item as u32;
     }
 
     let mut strings = Vec::new();
-    let mut interned: HashMap<String, u32> = HashMap::new();
-    let mut intern = |s: &Option<String>| -> Result<u32, LoadError> {
-        let Some(s) = s else { return Ok(NO_STRING) };
-        if let Some(&at) = interned.get(s) {
-            return Ok(at);
-        }
-        let at = u32::try_from(strings.len()).ok().filter(|&a| a != NO_STRING).ok_or(LoadError::TooManyItems)?;
-        let len = u32::try_from(s.len()).map_err(|_| LoadError::TooManyItems)?;
-        strings.extend_from_slice(&len.to_le_bytes());
-        strings.extend_from_slice(s.as_bytes());
-        interned.insert(s.clone(), at);
-        Ok(at)
-    };
+    let mut interned: HashMap<&str, u32> = HashMap::new();
     let mut items: Vec<ItemRec> = Vec::with_capacity(order.len());
-    let mut pdq_hashes: Vec<[u8; 32]> = Vec::with_capacity(n_pdq);
-    for &entry in &order {
-        let (list, e) = &entries[entry as usize];
+    for (position, &entry) in order.iter().enumerate() {
+        let (li, local) = locate(entry);
+        let e = &lists[li].entries;
+        let meta = e.meta[local];
+        let mut intern = |s: Option<u32>| -> Result<u32, LoadError> {
+            let Some(s) = s.map(|i| e.strings.get(i)) else { return Ok(NO_STRING) };
+            if let Some(&at) = interned.get(s) {
+                return Ok(at);
+            }
+            let at = u32::try_from(strings.len()).ok().filter(|&a| a != NO_STRING).ok_or(LoadError::TooManyItems)?;
+            let len = u32::try_from(s.len()).map_err(|_| LoadError::TooManyItems)?;
+            strings.extend_from_slice(&len.to_le_bytes());
+            strings.extend_from_slice(s.as_bytes());
+            interned.insert(s, at);
+            Ok(at)
+        };
         items.push(ItemRec {
-            list: *list,
-            quality: if keep[entry as usize] & 16 != 0 { e.quality.unwrap_or(NO_QUALITY) } else { NO_QUALITY },
+            list: li as u16,
+            quality: if position < n_pdq { meta.quality.unwrap_or(NO_QUALITY) } else { NO_QUALITY },
             reserved: 0,
-            line: u32::try_from(e.line).unwrap_or(u32::MAX),
-            id: intern(&e.id)?,
-            label: intern(&e.label)?,
+            line: meta.line,
+            id: intern(meta.id)?,
+            label: intern(meta.label)?,
         });
-        if keep[entry as usize] & 16 != 0 {
-            pdq_hashes.push(e.pdq.map(|h| *h.as_bytes()).unwrap_or_default());
-        }
     }
-    // Per-list counts and items.
+    let pdq_hashes: Vec<[u8; 32]> = pdq_by_entry.iter().map(|&(_, d)| d).collect();
+    let mut metas: Vec<ListMeta> = lists.iter().map(|l| l.meta.clone()).collect();
     for (i, m) in metas.iter_mut().enumerate() {
         m.duplicates = dups[i];
         m.items = items.iter().filter(|it| usize::from(it.list) == i).count() as u64;
@@ -178,7 +185,8 @@ pub(crate) fn build(name: &str, lists: Vec<ListInput>) -> Result<(Vec<u8>, SetMe
     let (sha1_keys, sha1_items) = split(&sha1, &item_of_entry);
     let (sha256_keys, sha256_items) = split(&sha256, &item_of_entry);
     let (blake3_keys, blake3_items) = split(&blake3, &item_of_entry);
-    let (offsets, ids) = pdqidx::build(&pdq_hashes);
+    let (slices, offsets, ids) =
+        pdqidx::build(&pdq_hashes).map_err(|detail| LoadError::Spec { context: "PDQ index".into(), detail })?;
 
     let meta = SetMeta { name: name.to_string(), lists: metas };
     let meta_json =
@@ -198,6 +206,7 @@ pub(crate) fn build(name: &str, lists: Vec<ListInput>) -> Result<(Vec<u8>, SetMe
         (Section::PdqHashes, pdq_hashes.iter().flatten().copied().collect()),
         (Section::PdqIndexOffsets, bytemuck::cast_slice(&offsets).to_vec()),
         (Section::PdqIndexIds, bytemuck::cast_slice(&ids).to_vec()),
+        (Section::PdqIndexSlices, slices.to_le_bytes().to_vec()),
     ]);
     Ok((image, meta))
 }

@@ -58,10 +58,12 @@ pub(crate) enum Section {
     PdqIndexOffsets = 31,
     /// `[u32]`.
     PdqIndexIds = 32,
+    /// The multi-index's slice count, one `u32`.
+    PdqIndexSlices = 33,
 }
 
 impl Section {
-    pub(crate) const ALL: [Section; 14] = [
+    pub(crate) const ALL: [Section; 15] = [
         Section::Meta,
         Section::Items,
         Section::Strings,
@@ -76,6 +78,7 @@ impl Section {
         Section::PdqHashes,
         Section::PdqIndexOffsets,
         Section::PdqIndexIds,
+        Section::PdqIndexSlices,
     ];
 
     fn from_u32(v: u32) -> Option<Section> {

@@ -75,7 +75,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Read;
 use std::ops::Range;
@@ -317,7 +317,15 @@ impl ReferenceSet {
         if hashes.len() > items.len() {
             return Err("more PDQ hashes than items".into());
         }
-        pdqidx::validate(hashes, self.u32s(Section::PdqIndexOffsets), self.u32s(Section::PdqIndexIds))
+        self.pdq_index(true).map(|_| ())
+    }
+
+    /// The PDQ radius structure over the image's arrays: checked in full
+    /// once when the set is loaded, then only for shape on each query.
+    fn pdq_index(&self, full: bool) -> Result<pdqidx::Radius<'_>, String> {
+        let slices = self.u32s(Section::PdqIndexSlices).first().copied().ok_or("PDQ index slice count missing")?;
+        let (offsets, ids) = (self.u32s(Section::PdqIndexOffsets), self.u32s(Section::PdqIndexIds));
+        pdqidx::open(slices, self.pdq_hashes(), offsets, ids, full)
     }
 
     fn section(&self, s: Section) -> &[u8] {
@@ -410,14 +418,10 @@ impl ReferenceSet {
     /// lists' own radii.
     pub fn near(&self, hash: &PdqHash, radius: u32) -> Vec<(ItemView<'_>, u32)> {
         let mut raw = Vec::new();
-        pdqidx::query(
-            self.pdq_hashes(),
-            self.u32s(Section::PdqIndexOffsets),
-            self.u32s(Section::PdqIndexIds),
-            hash.as_bytes(),
-            radius,
-            &mut raw,
-        );
+        // Checked when the set was loaded; an error here cannot happen.
+        if let Ok(index) = self.pdq_index(false) {
+            pdqidx::query(&index, hash.as_bytes(), radius, &mut raw);
+        }
         raw.sort_unstable_by_key(|&(i, d)| (d, i));
         raw.into_iter().filter_map(|(i, d)| self.item(i).map(|it| (it, d))).collect()
     }
@@ -694,67 +698,62 @@ impl ReferenceSet {
             })
         };
         let old_index: Vec<Option<usize>> = self.lists().iter().map(same_list).collect();
-        let n_items = self.len();
-        let mut entries: Vec<Option<formats::Entry>> = vec![None; n_items];
-        let unchanged = |item: u32, old_has: &dyn Fn(usize) -> bool| -> bool {
-            let Some(rec) = self.items_raw().get(item as usize) else { return false };
-            old_index[usize::from(rec.list)].is_some_and(old_has)
-        };
-        let entry_for = |entries: &mut Vec<Option<formats::Entry>>, item: u32| -> Option<usize> {
-            let view = self.item(item)?;
-            let slot = &mut entries[item as usize];
-            if slot.is_none() {
-                *slot = Some(formats::Entry {
-                    id: view.id.map(str::to_string),
-                    label: view.label.map(str::to_string),
-                    line: view.line,
-                    quality: view.pdq_quality,
-                    ..formats::Entry::default()
-                });
+        let mut inputs: Vec<ListInput> = self
+            .lists()
+            .iter()
+            .map(|m| ListInput {
+                meta: ListMeta { items: 0, duplicates: 0, counts: BTreeMap::new(), ..m.clone() },
+                entries: formats::Entries::default(),
+            })
+            .collect();
+        // Only changed items get an entry: item → (list, entry in that list).
+        let mut slot: HashMap<u32, (usize, u32)> = HashMap::new();
+        let mut entry_of = |item: u32, inputs: &mut Vec<ListInput>| -> Option<(usize, u32)> {
+            if let Some(&s) = slot.get(&item) {
+                return Some(s);
             }
-            Some(item as usize)
+            let rec = *self.items_raw().get(item as usize)?;
+            let list = usize::from(rec.list);
+            let e = &mut inputs[list].entries;
+            let n = e.meta.len() as u32;
+            let id = self.string(rec.id).map(|s| e.strings.intern(s));
+            let label = self.string(rec.label).map(|s| e.strings.intern(s));
+            let quality = (rec.quality != NO_QUALITY).then_some(rec.quality);
+            e.meta.push(formats::EntryMeta { line: rec.line, quality, id, label });
+            slot.insert(item, (list, n));
+            Some((list, n))
+        };
+        let unchanged = |item: u32, old_has: &dyn Fn(&ListMeta) -> bool| -> bool {
+            let Some(rec) = self.items_raw().get(item as usize) else { return false };
+            old_index[usize::from(rec.list)].is_some_and(|o| old_has(&old.lists()[o]))
         };
         for algo in [Algo::Md5, Algo::Sha1, Algo::Sha256, Algo::Blake3] {
             let (keys, len, ids) = self.exact_arrays(algo);
             for (digest, &item) in keys.chunks_exact(len).zip(ids) {
-                let in_old = |old_list: usize| {
-                    old.lookup(algo, digest).iter().any(|v| std::ptr::eq(v.list, &old.lists()[old_list]))
-                };
+                let in_old = |l: &ListMeta| old.lookup(algo, digest).iter().any(|v| std::ptr::eq(v.list, l));
                 if unchanged(item, &in_old) {
                     continue;
                 }
-                if let Some(i) = entry_for(&mut entries, item) {
-                    if let Some(e) = entries[i].as_mut() {
-                        let _ = formats::set_hex(e, algo, &hex::encode(digest));
-                    }
+                let Some((list, n)) = entry_of(item, &mut inputs) else { continue };
+                let e = &mut inputs[list].entries;
+                match algo {
+                    Algo::Md5 => e.md5.extend(<[u8; 16]>::try_from(digest).ok().map(|d| (d, n))),
+                    Algo::Sha1 => e.sha1.extend(<[u8; 20]>::try_from(digest).ok().map(|d| (d, n))),
+                    Algo::Sha256 => e.sha256.extend(<[u8; 32]>::try_from(digest).ok().map(|d| (d, n))),
+                    _ => e.blake3.extend(<[u8; 32]>::try_from(digest).ok().map(|d| (d, n))),
                 }
             }
         }
         for (item, hash) in self.pdq_hashes().iter().enumerate() {
             let item = item as u32;
             let h = PdqHash::from_bytes(*hash);
-            let in_old =
-                |old_list: usize| old.near(&h, 0).iter().any(|(v, _)| std::ptr::eq(v.list, &old.lists()[old_list]));
+            let in_old = |l: &ListMeta| old.near(&h, 0).iter().any(|(v, _)| std::ptr::eq(v.list, l));
             if unchanged(item, &in_old) {
                 continue;
             }
-            if let Some(i) = entry_for(&mut entries, item) {
-                if let Some(e) = entries[i].as_mut() {
-                    e.pdq = Some(h);
-                }
+            if let Some((list, n)) = entry_of(item, &mut inputs) {
+                inputs[list].entries.pdq.push((*hash, n));
             }
-        }
-        let mut inputs: Vec<ListInput> = self
-            .lists()
-            .iter()
-            .map(|m| ListInput {
-                meta: ListMeta { items: 0, duplicates: 0, counts: BTreeMap::new(), ..m.clone() },
-                entries: Vec::new(),
-            })
-            .collect();
-        for (item, entry) in entries.into_iter().enumerate() {
-            let (Some(entry), Some(rec)) = (entry, self.items_raw().get(item)) else { continue };
-            inputs[usize::from(rec.list)].entries.push(entry);
         }
         let source = format!("{} minus {}", self.version(), old.version());
         Self::build(self.name(), inputs, &source)

@@ -300,3 +300,29 @@ fn the_difference_holds_exactly_what_a_new_version_adds() {
     assert_eq!(wider.difference(&v2).unwrap().count(Algo::Pdq), 2);
     assert_eq!(v2.difference(&v2).unwrap().len(), 0, "nothing changed, nothing to re-match");
 }
+
+#[test]
+fn large_sets_get_the_multi_index_and_still_agree_with_brute_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let hashes: Vec<[u8; 32]> = (0..6000).map(|_| rng.random()).collect();
+    let body: String =
+        std::iter::once("pdq\n".to_string()).chain(hashes.iter().map(|h| format!("{}\n", hex::encode(h)))).collect();
+    let path = write(dir.path(), "big.csv", body.as_bytes());
+    let set = load_one(&path);
+    let small = load_one(&write(dir.path(), "small.csv", format!("pdq\n{}\n", hex::encode(hashes[0])).as_bytes()));
+    assert!(set.image().len() > small.image().len() + (1 << 20), "the big set carries the multi-index tables");
+    for k in 0..200 {
+        let mut q = hashes[k * 7];
+        for b in 0..(k % 40) {
+            q[b % 32] ^= 1 << (b / 32 % 8);
+        }
+        let q = PdqHash::from_bytes(q);
+        let mut got: Vec<(u32, u32)> = set.near(&q, 31).iter().map(|(i, d)| (i.index, *d)).collect();
+        got.sort_unstable();
+        let mut want: Vec<(u32, u32)> =
+            set.items().filter_map(|i| i.pdq.map(|h| (i.index, h.hamming(&q)))).filter(|(_, d)| *d <= 31).collect();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
+}

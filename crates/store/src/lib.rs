@@ -289,6 +289,8 @@ pub trait SightingStore: Send + Sync {
     async fn set_reference_applied(&self, version: &str, at_ms: i64) -> Result<(), StoreError>;
     /// Records a hashed image; idempotent per (scan, image id).
     async fn record_image(&self, rec: ImageRecord) -> Result<(), StoreError>;
+    /// Records many hashed images in one write (as [`record_image`](Self::record_image) each).
+    async fn record_images(&self, recs: Vec<ImageRecord>) -> Result<(), StoreError>;
     /// Records that a page shows these images; idempotent.
     async fn record_edges(&self, scan: &str, page_url: &str, images: &[String], at_ms: i64) -> Result<(), StoreError>;
     /// Records a fetch outcome; idempotent per (scan, url).
@@ -583,54 +585,14 @@ impl SightingStore for SqliteStore {
     }
 
     async fn record_image(&self, rec: ImageRecord) -> Result<(), StoreError> {
+        self.record_images(vec![rec]).await
+    }
+
+    async fn record_images(&self, recs: Vec<ImageRecord>) -> Result<(), StoreError> {
         self.run(move |c| {
             let tx = c.transaction()?;
-            let d = rec.digests;
-            tx.execute(
-                "INSERT OR IGNORE INTO images (scan, image_id, blake3, host, ip, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![rec.scan, rec.image_id, &d.blake3[..], rec.host, rec.ip, rec.fetched_at_ms],
-            )?;
-            let (pdq, quality, error, width, height, scale) = match &rec.pdq {
-                PdqResult::Hashed { hash, quality, width, height, scale } => {
-                    (Some(hash.as_bytes().to_vec()), Some(*quality), None, Some(*width), Some(*height), Some(*scale))
-                }
-                PdqResult::Failed { reason, detail } => (None, None, Some(format!("{reason}: {detail}")), None, None, None),
-            };
-            // The same bytes give the same PDQ: the first record stands, but a
-            // hash fills in where an earlier attempt failed (e.g. on budget).
-            tx.execute(
-                "INSERT INTO contents (blake3, md5, sha1, sha256, bytes, pdq, pdq_quality, pdq_error, width, height,
-                                       pdq_scale, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
-                 ON CONFLICT (blake3) DO UPDATE SET
-                   first_seen = min(first_seen, excluded.first_seen),
-                   last_seen = max(last_seen, excluded.last_seen),
-                   pdq = coalesce(pdq, excluded.pdq),
-                   pdq_quality = coalesce(pdq_quality, excluded.pdq_quality),
-                   width = coalesce(width, excluded.width),
-                   height = coalesce(height, excluded.height),
-                   pdq_scale = coalesce(pdq_scale, excluded.pdq_scale),
-                   pdq_error = CASE WHEN coalesce(pdq, excluded.pdq) IS NULL THEN pdq_error ELSE NULL END",
-                params![
-                    &d.blake3[..],
-                    &d.md5[..],
-                    &d.sha1[..],
-                    &d.sha256[..],
-                    d.bytes as i64,
-                    pdq,
-                    quality,
-                    error,
-                    width,
-                    height,
-                    scale,
-                    rec.fetched_at_ms
-                ],
-            )?;
-            if let Some(page) = &rec.page_url {
-                tx.execute(
-                    "INSERT OR IGNORE INTO edges (scan, page_url, image_id, seen_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![rec.scan, page, rec.image_id, rec.fetched_at_ms],
-                )?;
+            for rec in &recs {
+                insert_image(&tx, rec)?;
             }
             tx.commit()?;
             Ok(())
@@ -710,6 +672,56 @@ impl CaseStore for SqliteStore {
     async fn hits(&self, filter: HitFilter) -> Result<Vec<Hit>, StoreError> {
         self.run(move |c| query_hits(c, &filter)).await
     }
+}
+
+/// One image record inside a transaction (see [`SightingStore::record_image`]).
+fn insert_image(tx: &rusqlite::Transaction<'_>, rec: &ImageRecord) -> Result<(), StoreError> {
+    let d = &rec.digests;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO images (scan, image_id, blake3, host, ip, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![rec.scan, rec.image_id, &d.blake3[..], rec.host, rec.ip, rec.fetched_at_ms])?;
+    let (pdq, quality, error, width, height, scale) = match &rec.pdq {
+        PdqResult::Hashed { hash, quality, width, height, scale } => {
+            (Some(hash.as_bytes().to_vec()), Some(*quality), None, Some(*width), Some(*height), Some(*scale))
+        }
+        PdqResult::Failed { reason, detail } => (None, None, Some(format!("{reason}: {detail}")), None, None, None),
+    };
+    // The same bytes give the same PDQ: the first record stands, but a
+    // hash fills in where an earlier attempt failed (e.g. on budget).
+    tx.prepare_cached(
+        "INSERT INTO contents (blake3, md5, sha1, sha256, bytes, pdq, pdq_quality, pdq_error, width, height,
+                               pdq_scale, first_seen, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+         ON CONFLICT (blake3) DO UPDATE SET
+           first_seen = min(first_seen, excluded.first_seen),
+           last_seen = max(last_seen, excluded.last_seen),
+           pdq = coalesce(pdq, excluded.pdq),
+           pdq_quality = coalesce(pdq_quality, excluded.pdq_quality),
+           width = coalesce(width, excluded.width),
+           height = coalesce(height, excluded.height),
+           pdq_scale = coalesce(pdq_scale, excluded.pdq_scale),
+           pdq_error = CASE WHEN coalesce(pdq, excluded.pdq) IS NULL THEN pdq_error ELSE NULL END",
+    )?
+    .execute(params![
+        &d.blake3[..],
+        &d.md5[..],
+        &d.sha1[..],
+        &d.sha256[..],
+        d.bytes as i64,
+        pdq,
+        quality,
+        error,
+        width,
+        height,
+        scale,
+        rec.fetched_at_ms
+    ])?;
+    if let Some(page) = &rec.page_url {
+        tx.prepare_cached("INSERT OR IGNORE INTO edges (scan, page_url, image_id, seen_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![rec.scan, page, rec.image_id, rec.fetched_at_ms])?;
+    }
+    Ok(())
 }
 
 fn rfc3339(ms: i64) -> String {

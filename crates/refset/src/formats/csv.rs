@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use hashscan_hash::parse_hex;
 use hashscan_pdq::PdqHash;
 
-use super::{Entry, ParsedList, BOM};
+use super::{Entries, Entry, ParsedList, BOM};
 use crate::error::{looks_like_digest, redact};
 use crate::{Algo, Column, ErrorKind, RowError, Warning};
 
@@ -50,7 +50,7 @@ impl Row {
 struct Builder<'a> {
     source: &'a str,
     errors: Vec<RowError>,
-    entries: Vec<Entry>,
+    entries: Entries,
     rows: u64,
 }
 
@@ -241,7 +241,7 @@ pub(crate) fn parse(source: &str, bytes: &[u8]) -> ParsedList {
         .delimiter(if is_tsv(body) { b'\t' } else { b',' })
         .from_reader(body);
 
-    let mut b = Builder { source, errors: Vec::new(), entries: Vec::new(), rows: 0 };
+    let mut b = Builder { source, errors: Vec::new(), entries: Entries::default(), rows: 0 };
     let mut warnings = Vec::new();
     let mut cols: Option<Vec<HeaderCol>> = None;
     let mut rec = csv::ByteRecord::new();

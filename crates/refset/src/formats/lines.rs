@@ -1,7 +1,7 @@
 //! Line formats: one hash per line of one algorithm, and `algo,hex[,id]`
 //! signal lines.
 
-use super::{set_hex, Entry, ParsedList, BOM};
+use super::{set_hex, Entries, Entry, ParsedList, BOM};
 use crate::{Algo, Column, ErrorKind, RowError};
 
 /// Non-blank, non-comment lines with their 1-based numbers.
@@ -29,8 +29,13 @@ fn error(source: &str, line: u64, column: Option<Column>, kind: ErrorKind) -> Ro
 /// One hash of `algo` per line; anything after the first whitespace is the
 /// label (so `md5sum` output can be used as it is).
 pub(super) fn parse_hashes(source: &str, body: &[u8], algo: Algo) -> ParsedList {
-    let mut out =
-        ParsedList { entries: Vec::new(), warnings: Vec::new(), errors: Vec::new(), rows: 0, columns: vec![algo] };
+    let mut out = ParsedList {
+        entries: Entries::default(),
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        rows: 0,
+        columns: vec![algo],
+    };
     for (line, raw) in data_lines(body) {
         out.rows += 1;
         let Ok(text) = std::str::from_utf8(raw) else {
@@ -54,8 +59,13 @@ pub(super) fn parse_hashes(source: &str, body: &[u8], algo: Algo) -> ParsedList 
 
 /// `algo,hex[,id]` per line: signal exports (`pdq,<hex>`), any mix of algorithms.
 pub(super) fn parse_signals(source: &str, body: &[u8]) -> ParsedList {
-    let mut out =
-        ParsedList { entries: Vec::new(), warnings: Vec::new(), errors: Vec::new(), rows: 0, columns: Vec::new() };
+    let mut out = ParsedList {
+        entries: Entries::default(),
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        rows: 0,
+        columns: Vec::new(),
+    };
     for (line, raw) in data_lines(body) {
         out.rows += 1;
         let Ok(text) = std::str::from_utf8(raw) else {

@@ -46,9 +46,88 @@ impl Entry {
     }
 }
 
+/// A list's entries, stored by column so that tens of millions of them fit:
+/// each digest with its entry number, and per entry only its line, quality
+/// and interned strings (about 30 bytes an MD5 entry instead of 200).
+#[derive(Default)]
+pub(crate) struct Entries {
+    pub(crate) md5: Vec<([u8; 16], u32)>,
+    pub(crate) sha1: Vec<([u8; 20], u32)>,
+    pub(crate) sha256: Vec<([u8; 32], u32)>,
+    pub(crate) blake3: Vec<([u8; 32], u32)>,
+    pub(crate) pdq: Vec<([u8; 32], u32)>,
+    pub(crate) meta: Vec<EntryMeta>,
+    pub(crate) strings: Strings,
+}
+
+/// What an entry has besides its digests.
+#[derive(Clone, Copy)]
+pub(crate) struct EntryMeta {
+    pub(crate) line: u32,
+    pub(crate) quality: Option<u8>,
+    pub(crate) id: Option<u32>,
+    pub(crate) label: Option<u32>,
+}
+
+/// Interned strings: each distinct string stored once.
+#[derive(Default)]
+pub(crate) struct Strings {
+    text: String,
+    spans: Vec<(u32, u32)>,
+    index: std::collections::HashMap<String, u32>,
+}
+
+impl Strings {
+    pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.spans.len() as u32;
+        self.spans.push((self.text.len() as u32, s.len() as u32));
+        self.text.push_str(s);
+        self.index.insert(s.to_string(), i);
+        i
+    }
+
+    pub(crate) fn get(&self, i: u32) -> &str {
+        let (at, len) = self.spans[i as usize];
+        &self.text[at as usize..(at + len) as usize]
+    }
+}
+
+impl Entries {
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Adds one entry.
+    pub(crate) fn push(&mut self, e: Entry) {
+        let n = self.meta.len() as u32;
+        if let Some(d) = e.md5 {
+            self.md5.push((d, n));
+        }
+        if let Some(d) = e.sha1 {
+            self.sha1.push((d, n));
+        }
+        if let Some(d) = e.sha256 {
+            self.sha256.push((d, n));
+        }
+        if let Some(d) = e.blake3 {
+            self.blake3.push((d, n));
+        }
+        if let Some(h) = e.pdq {
+            self.pdq.push((*h.as_bytes(), n));
+        }
+        let id = e.id.as_deref().map(|s| self.strings.intern(s));
+        let label = e.label.as_deref().map(|s| self.strings.intern(s));
+        self.meta.push(EntryMeta { line: u32::try_from(e.line).unwrap_or(u32::MAX), quality: e.quality, id, label });
+    }
+}
+
 /// One list file read: its entries, and everything wrong with it.
 pub(crate) struct ParsedList {
-    pub(crate) entries: Vec<Entry>,
+    pub(crate) entries: Entries,
     pub(crate) warnings: Vec<Warning>,
     pub(crate) errors: Vec<RowError>,
     /// Data rows read, malformed ones included.
@@ -159,7 +238,7 @@ pub(crate) fn parse(source: &str, body: &[u8], format: Format, algo: Option<Algo
         Format::Lines => match algo.or_else(|| guess_lines_algo(body)) {
             Some(algo) => lines::parse_hashes(source, body, algo),
             None => ParsedList {
-                entries: Vec::new(),
+                entries: Entries::default(),
                 warnings: Vec::new(),
                 errors: vec![RowError { file: source.to_string(), line: 1, column: None, kind: ErrorKind::AlgoNeeded }],
                 rows: 0,
