@@ -2,12 +2,12 @@
 //! listed images it can reach, records everything else, and fetches only
 //! what it should.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use hashscan_hash::CryptoAlgo;
 use hashscan_netguard::NetPolicy;
-use hashscan_store::{CaseStore, HitFilter, MatchKind};
+use hashscan_store::{CaseStore, HitFilter, MatchKind, ScanStore};
 use hashscan_tests::scan_test_web;
 use hashscan_testweb::WebSpec;
 
@@ -18,11 +18,21 @@ async fn full_scan_finds_every_reachable_listed_image_and_nothing_else() {
     let hits = s.store.hits(HitFilter::default()).await.unwrap();
 
     let expected: BTreeSet<String> = m.expected_hits().map(|c| c.digests.hex(CryptoAlgo::Blake3)).collect();
-    let found: BTreeSet<String> = hits.iter().map(|h| h.blake3.clone()).collect();
-    assert_eq!(found, expected, "hits must be exactly the reachable listed images");
+    let (listed, around): (Vec<_>, Vec<_>) = hits.iter().partition(|h| h.match_kind != MatchKind::None);
+    let found: BTreeSet<String> = listed.iter().map(|h| h.blake3.clone()).collect();
+    assert_eq!(found, expected, "reference hits must be exactly the reachable listed images");
     assert_eq!(expected.len() as u64, m.expected.listed);
+    // Every other case is an unlisted image that was seen next to listed
+    // material (on this web every site carries some), and says so.
+    let listed_pages: BTreeSet<&String> = m.expected_hits().flat_map(|c| c.pages.iter()).collect();
+    for h in &around {
+        let truth = m.content_by_blake3(&h.blake3).expect("every case is a served content");
+        assert!(!truth.listed && h.score < 1.0 && h.reasons.is_empty(), "{h:?}");
+        assert!(h.factors.iter().any(|f| f.factor == "cooccurrence"), "{:?}", h.factors);
+        assert!(truth.pages.iter().any(|p| listed_pages.contains(p)), "{} met no listed image", h.image_url);
+    }
 
-    for h in &hits {
+    for h in &listed {
         let truth = m.content_by_blake3(&h.blake3).expect("every hit is a served content");
         assert_eq!(h.md5, truth.digests.hex(CryptoAlgo::Md5));
         assert_eq!(h.sha1, truth.digests.hex(CryptoAlgo::Sha1));
@@ -62,9 +72,13 @@ async fn counts_of_pages_images_and_failures_match_the_manifest() {
     // Every URL offered ended somewhere: queued or refused with a reason.
     assert_eq!(r.discovered, r.queued + r.rejected.values().sum::<u64>());
     // Every queued task produced exactly one recorded outcome.
+    // (robots.txt requests are recorded too, but are not URLs of the scan.)
     let fetches = s.store.fetches("s1").await.unwrap();
-    assert_eq!(fetches.len() as u64, r.queued);
+    let robots = fetches.iter().filter(|f| f.kind == "robots").count() as u64;
+    assert_eq!(robots, r.robots.values().sum::<u64>());
+    assert_eq!(fetches.len() as u64 - robots, r.queued);
     assert_eq!(r.queued, r.pages + r.images + r.redirects + r.failed_total());
+    assert_eq!(r.unaccounted(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -79,8 +93,15 @@ async fn every_hashed_image_is_recorded_with_score_hit_or_not() {
         if truth.listed {
             assert_eq!((h.score, h.status.as_str()), (1.0, "open"));
         } else {
-            assert_eq!((h.score, h.match_kind, h.status.as_str()), (0.0, MatchKind::None, "none"));
+            // Unlisted: no reference reasons; any score comes from named
+            // circumstance factors, and only company of listed material
+            // makes a case.
+            assert_eq!(h.match_kind, MatchKind::None);
             assert!(h.reasons.is_empty());
+            assert!(h.score < 1.0 && (h.score == 0.0 || !h.factors.is_empty()), "{h:?}");
+            if h.status != "none" {
+                assert!(h.factors.iter().any(|f| f.factor == "cooccurrence"), "{:?}", h.factors);
+            }
         }
         assert!(!h.page_urls.is_empty(), "{} has its pages", h.image_url);
         // The fetcher's PDQ is the PDQ of the same bytes decoded offline.
@@ -109,6 +130,14 @@ async fn server_log_shows_only_reachable_urls_each_fetched_once() {
     let s = scan_test_web(WebSpec { seed: 3, sites: 3, ..WebSpec::default() }, |_| {}).await;
     let m = s.web.manifest();
     let log = s.web.access_log();
+    // Each host's first request is its robots.txt (this web has none: 404,
+    // allow all), and nothing else is asked twice.
+    let mut first = BTreeMap::new();
+    for entry in &log {
+        first.entry(entry.host.clone()).or_insert(entry.path.clone());
+    }
+    assert!(first.values().all(|p| p == "/robots.txt"), "{first:?}");
+    let log: Vec<_> = log.into_iter().filter(|e| e.path != "/robots.txt").collect();
     assert_eq!(log.len() as u64, s.report.summary.queued, "one request per queued URL");
     let mut seen = BTreeSet::new();
     for entry in &log {
@@ -126,7 +155,7 @@ async fn server_log_shows_only_reachable_urls_each_fetched_once() {
 async fn per_host_interval_holds_in_the_server_log() {
     let interval = Duration::from_millis(40);
     let s = scan_test_web(WebSpec { seed: 5, sites: 2, pages_per_site: 6, ..WebSpec::default() }, |o| {
-        o.host_interval = interval;
+        o.plan.crawl.host_interval = interval;
     })
     .await;
     let mut last: HashMap<String, u64> = HashMap::new();
@@ -159,14 +188,14 @@ async fn loopback_is_refused_unless_allowed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn page_budget_and_depth_limit_bound_the_crawl() {
     let s = scan_test_web(WebSpec { sites: 1, ..WebSpec::default() }, |o| {
-        o.budgets.max_pages = 3;
+        o.plan.budgets.max_pages = 3;
     })
     .await;
     assert_eq!(s.report.summary.pages, 3);
     assert!(s.report.summary.rejected.get("page_budget").copied().unwrap_or(0) > 0);
 
     let s = scan_test_web(WebSpec { sites: 1, ..WebSpec::default() }, |o| {
-        o.budgets.max_depth = 0;
+        o.plan.budgets.max_depth = 0;
     })
     .await;
     assert_eq!(s.report.summary.pages, 1, "only the seed");

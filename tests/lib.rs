@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use hashscan_embedded::{EmbeddedScan, ScanOptions, ScanReport};
 use hashscan_fetch::FetchConfig;
-use hashscan_frontier::{Budgets, ScopeMode};
+
 use hashscan_netguard::{parse_net, NetPolicy, Overrides};
 use hashscan_refset::ReferenceSet;
+use hashscan_scheduler::{ScanPlan, SchedulerConfig};
 use hashscan_store::SqliteStore;
 use hashscan_testweb::{TestWeb, WebSpec};
 use url::Url;
@@ -35,20 +36,32 @@ pub struct Scanned {
 /// every host pinned, a fast per-host rate.
 pub fn options_for(web: &TestWeb, scan_id: &str) -> ScanOptions {
     let m = web.manifest();
-    let (reference, _) = ReferenceSet::parse("testweb-reference.csv", web.reference_csv().as_bytes())
-        .expect("the generated reference file is valid");
+    scan_options(scan_id, &m.seeds, &web.allow_net(), &m.resolve_flags(), web.reference_csv())
+}
+
+/// Scan options for a loopback web: `seeds`, the `allow_net` range allowed,
+/// hosts pinned by `resolve`, the CSV `reference`, a fast per-host rate.
+pub fn scan_options(
+    scan_id: &str,
+    seeds: &[String],
+    allow_net: &str,
+    resolve: &[String],
+    reference: &str,
+) -> ScanOptions {
+    let (reference, _) =
+        ReferenceSet::parse("reference.csv", reference.as_bytes()).expect("the generated reference file is valid");
     ScanOptions {
         scan_id: scan_id.to_string(),
-        seeds: m.seeds.iter().map(|s| Url::parse(s).expect("seed URL")).collect(),
-        scope: ScopeMode::Domain,
-        budgets: Budgets::default(),
-        host_interval: Duration::from_millis(10),
+        plan: ScanPlan {
+            crawl: SchedulerConfig { host_interval: Duration::from_millis(10), ..SchedulerConfig::default() },
+            ..ScanPlan::new(seeds.iter().map(|s| Url::parse(s).expect("seed URL")).collect())
+        },
         fetchers: 8,
         matchers: 2,
         threshold: 0.5,
         fetch: FetchConfig {
-            policy: NetPolicy::with_allowed(vec![parse_net(&web.allow_net()).expect("CIDR")]),
-            overrides: Overrides::parse(&m.resolve_flags()).expect("resolve flags"),
+            policy: NetPolicy::with_allowed(vec![parse_net(allow_net).expect("CIDR")]),
+            overrides: Overrides::parse(resolve).expect("resolve flags"),
             ..FetchConfig::default()
         },
         reference: Arc::new(reference),

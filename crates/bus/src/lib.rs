@@ -36,6 +36,8 @@ pub enum TaskKind {
     Page,
     /// An image: hash it.
     Image,
+    /// A host's `/robots.txt`, fetched before anything else on the host.
+    Robots,
 }
 
 /// One URL for a fetcher to download.
@@ -53,6 +55,32 @@ pub struct FetchTask {
     pub referrer: Option<Url>,
     /// Redirect hops taken to reach this URL.
     pub hops: u8,
+    /// Validators from an earlier fetch of this URL: the request is
+    /// conditional, and a 304 reuses what that fetch found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validators: Option<Validators>,
+    /// Earlier attempts that the server throttled (429/503).
+    #[serde(default)]
+    pub attempt: u8,
+}
+
+/// `ETag` and `Last-Modified` of a response, sent back as `If-None-Match`
+/// and `If-Modified-Since` when the URL is fetched again.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Validators {
+    /// The `ETag` header, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The `Last-Modified` header, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// True when the response carried neither header.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
 }
 
 impl FetchTask {
@@ -89,6 +117,17 @@ pub enum FailReason {
     MemoryBudget,
     /// The page could not be parsed.
     Parse,
+    /// robots.txt disallows the URL; no request was made.
+    Robots,
+    /// robots.txt could not be had (5xx or unreachable) long enough that the
+    /// host was given up; no request was made.
+    RobotsUnavailable,
+    /// The server kept answering 429/503 after the retries, or asked for a
+    /// longer pause than the scan allows.
+    Throttled,
+    /// robots.txt asks for a longer Crawl-delay than the scan allows; the
+    /// host was left alone.
+    CrawlDelay,
 }
 
 impl FailReason {
@@ -106,6 +145,10 @@ impl FailReason {
             Self::Redirect => "redirect",
             Self::MemoryBudget => "memory_budget",
             Self::Parse => "parse",
+            Self::Robots => "robots",
+            Self::RobotsUnavailable => "robots_unavailable",
+            Self::Throttled => "throttled",
+            Self::CrawlDelay => "crawl_delay",
         }
     }
 }
@@ -122,16 +165,41 @@ pub enum Outcome {
         images: Vec<Url>,
         /// `data:` images hashed in place.
         data_images: u32,
+        /// Their synthetic ids (see [`data_image_id`]), kept so a later
+        /// fetch answered 304 can record the same edges.
+        #[serde(default)]
+        data_ids: Vec<String>,
     },
     /// An image was hashed; the digests went to the matcher.
     Image {
         /// Body size in bytes.
         bytes: u64,
+        /// Its BLAKE3 (hex), so a later 304 can name the same content.
+        #[serde(default)]
+        blake3: String,
     },
     /// The server redirected; the frontier decides whether to follow.
     Redirect {
         /// The resolved target.
         location: Url,
+    },
+    /// robots.txt was answered: its status, and its text when 2xx (capped).
+    Robots {
+        /// Final HTTP status, after redirects.
+        status: u16,
+        /// The file's text when the status is 2xx.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+    },
+    /// 304: the validators still hold; what the earlier fetch found stands.
+    NotModified,
+    /// 429 or 503: the server asks to slow down; the task is tried again later.
+    Throttled {
+        /// 429 or 503.
+        status: u16,
+        /// `Retry-After`, when given and understood.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// The fetch failed, with a reason.
     Failed {
@@ -152,8 +220,15 @@ pub struct FetchReport {
     pub started_at_ms: i64,
     /// The address connected to, when a connection was made.
     pub ip: Option<IpAddr>,
+    /// The response's `ETag`/`Last-Modified`, to make the next fetch conditional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validators: Option<Validators>,
     /// What happened.
     pub outcome: Outcome,
+    /// Messages this fetch published for the matchers: the scheduler adds
+    /// them up, so a cluster knows when matching of a scan is complete.
+    #[serde(default)]
+    pub match_messages: u32,
 }
 
 /// What the perceptual-hash step made of an image: its PDQ hash, or why it
@@ -337,6 +412,10 @@ pub trait Acker: Send {
     async fn ack(self: Box<Self>) -> Result<(), BusError>;
     /// The message cannot be processed; it goes to the dead-letter store with the reason.
     async fn reject(self: Box<Self>, reason: &str) -> Result<(), BusError>;
+    /// Not processed this time (a store or broker was away): deliver it
+    /// again, to any consumer. A broker caps how often (then dead-letters it),
+    /// so a message that always fails cannot loop for ever.
+    async fn requeue(self: Box<Self>) -> Result<(), BusError>;
 }
 
 /// A received message with its acknowledgement handle.
@@ -363,6 +442,11 @@ impl Delivery {
     pub async fn reject(self, reason: &str) -> Result<(), BusError> {
         self.acker.reject(reason).await
     }
+
+    /// Returns the delivery to its queue, to be delivered again.
+    pub async fn requeue(self) -> Result<(), BusError> {
+        self.acker.requeue().await
+    }
 }
 
 /// A stream of deliveries from one topic.
@@ -379,16 +463,26 @@ pub trait Bus: Send + Sync {
     async fn publish(&self, message: Message) -> Result<(), BusError>;
     /// Starts consuming a topic. Several consumers of one topic share its messages.
     async fn consume(&self, topic: Topic) -> Result<Box<dyn Consumer>, BusError>;
+    /// Takes up to `max` dead letters of a topic (rejected or undecodable
+    /// messages, with their reasons): for operators and tests.
+    async fn take_dead_letters(&self, topic: Topic, max: usize) -> Result<Vec<DeadLetter>, BusError>;
 }
 
-/// A rejected message and why; kept by [`MemoryBus`] for inspection.
-#[derive(Debug, Clone)]
+/// A rejected message and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// The message.
-    pub message: Message,
+    /// The topic it came from.
+    pub topic: Topic,
+    /// The message, when it could be decoded.
+    pub message: Option<Message>,
+    /// Its wire form (lossy UTF-8), so an undecodable one can be inspected.
+    pub body: String,
     /// Why it was rejected.
     pub reason: String,
 }
+
+/// One topic's queue: messages with their "delivered before" flag.
+type Channel = (async_channel::Sender<(Message, bool)>, async_channel::Receiver<(Message, bool)>);
 
 /// The in-process bus of embedded mode: one bounded channel per topic.
 ///
@@ -396,7 +490,7 @@ pub struct DeadLetter {
 /// memory. Acks are no-ops: nothing outlives the process to be redelivered.
 #[derive(Clone)]
 pub struct MemoryBus {
-    channels: Arc<[(async_channel::Sender<Message>, async_channel::Receiver<Message>); 3]>,
+    channels: Arc<[Channel; 3]>,
     dead: Arc<Mutex<Vec<DeadLetter>>>,
 }
 
@@ -410,7 +504,7 @@ impl MemoryBus {
         }
     }
 
-    fn channel(&self, topic: Topic) -> &(async_channel::Sender<Message>, async_channel::Receiver<Message>) {
+    fn channel(&self, topic: Topic) -> &Channel {
         match topic {
             Topic::Fetch => &self.channels[0],
             Topic::Report => &self.channels[1],
@@ -437,30 +531,47 @@ impl MemoryBus {
 #[async_trait]
 impl Bus for MemoryBus {
     async fn publish(&self, message: Message) -> Result<(), BusError> {
-        self.channel(message.topic()).0.send(message).await.map_err(|_| BusError::Closed)
+        self.channel(message.topic()).0.send((message, false)).await.map_err(|_| BusError::Closed)
     }
 
     async fn consume(&self, topic: Topic) -> Result<Box<dyn Consumer>, BusError> {
-        Ok(Box::new(MemoryConsumer { rx: self.channel(topic).1.clone(), dead: self.dead.clone() }))
+        let (tx, rx) = self.channel(topic);
+        Ok(Box::new(MemoryConsumer { rx: rx.clone(), tx: tx.clone(), dead: self.dead.clone() }))
+    }
+
+    async fn take_dead_letters(&self, topic: Topic, max: usize) -> Result<Vec<DeadLetter>, BusError> {
+        let mut dead = self.dead.lock().map_err(|_| BusError::Broker("dead-letter list poisoned".into()))?;
+        let mut taken = Vec::new();
+        let mut i = 0;
+        while i < dead.len() && taken.len() < max {
+            if dead[i].topic == topic {
+                taken.push(dead.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        Ok(taken)
     }
 }
 
 struct MemoryConsumer {
-    rx: async_channel::Receiver<Message>,
+    rx: async_channel::Receiver<(Message, bool)>,
+    tx: async_channel::Sender<(Message, bool)>,
     dead: Arc<Mutex<Vec<DeadLetter>>>,
 }
 
 #[async_trait]
 impl Consumer for MemoryConsumer {
     async fn next(&mut self) -> Option<Delivery> {
-        let message = self.rx.recv().await.ok()?;
-        let acker = MemoryAcker { message: Some(message.clone()), dead: self.dead.clone() };
-        Some(Delivery::new(message, false, Box::new(acker)))
+        let (message, redelivered) = self.rx.recv().await.ok()?;
+        let acker = MemoryAcker { message: Some(message.clone()), tx: self.tx.clone(), dead: self.dead.clone() };
+        Some(Delivery::new(message, redelivered, Box::new(acker)))
     }
 }
 
 struct MemoryAcker {
     message: Option<Message>,
+    tx: async_channel::Sender<(Message, bool)>,
     dead: Arc<Mutex<Vec<DeadLetter>>>,
 }
 
@@ -472,15 +583,31 @@ impl Acker for MemoryAcker {
 
     async fn reject(mut self: Box<Self>, reason: &str) -> Result<(), BusError> {
         if let (Some(message), Ok(mut dead)) = (self.message.take(), self.dead.lock()) {
-            dead.push(DeadLetter { message, reason: reason.to_string() });
+            let body = String::from_utf8_lossy(&encode(&message)).into_owned();
+            dead.push(DeadLetter { topic: message.topic(), message: Some(message), body, reason: reason.to_string() });
         }
         Ok(())
     }
+
+    async fn requeue(mut self: Box<Self>) -> Result<(), BusError> {
+        match self.message.take() {
+            Some(m) => self.tx.send((m, true)).await.map_err(|_| BusError::Closed),
+            None => Ok(()),
+        }
+    }
 }
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn memory_bus_meets_the_bus_contract() {
+        testkit::check_bus(Arc::new(MemoryBus::new(64))).await;
+    }
 
     fn task() -> FetchTask {
         FetchTask {
@@ -490,6 +617,8 @@ mod tests {
             depth: 2,
             referrer: None,
             hops: 0,
+            validators: Some(Validators { etag: Some("\"abc\"".into()), last_modified: None }),
+            attempt: 1,
         }
     }
 
@@ -501,7 +630,9 @@ mod tests {
                 task: task(),
                 started_at_ms: 5,
                 ip: Some("127.77.0.1".parse().unwrap()),
+                validators: None,
                 outcome: Outcome::Failed { reason: FailReason::Timeout, detail: "body".into() },
+                match_messages: 0,
             }),
             Message::Match(MatchWork::ImageHashed {
                 scan: "s1".into(),

@@ -4,15 +4,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
-use hashscan_store::{CaseStore, Hit, HitFilter, SqliteStore};
+use hashscan_store::{Hit, HitFilter};
+
+use crate::store_args::StoreArgs;
 
 #[derive(Args)]
 pub struct HitsArgs {
-    /// Where scan results live.
-    #[arg(long, default_value = crate::DEFAULT_DATA_DIR, env = "HASHSCAN_DATA_DIR")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// List every image seen with its score, not only cases.
     #[arg(long)]
     all: bool,
@@ -40,14 +40,13 @@ pub fn db_path(data_dir: &std::path::Path) -> PathBuf {
 }
 
 pub async fn run(args: HitsArgs) -> anyhow::Result<ExitCode> {
-    let db = db_path(&args.data_dir);
-    if !db.exists() {
-        anyhow::bail!("no results in {} (run `hashscan scan` or `hashscan demo` first)", args.data_dir.display());
+    if !args.store.exists() {
+        anyhow::bail!("no results in {} (run `hashscan scan` or `hashscan demo` first)", args.store.describe());
     }
     if let Some(s) = args.min_score.filter(|s| !(0.0..=1.0).contains(s)) {
         anyhow::bail!("--min-score must be between 0 and 1, got {s}");
     }
-    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let store = args.store.open().await?;
     let hits = store.hits(HitFilter { all: args.all, min_score: args.min_score, scan: args.scan }).await?;
     print_hits(&hits, args.format)?;
     Ok(ExitCode::SUCCESS)
@@ -80,7 +79,10 @@ pub fn print_hits(hits: &[Hit], format: Format) -> anyhow::Result<()> {
                 "pdq",
                 "pdq_quality",
                 "reasons",
+                "factors",
                 "status",
+                "online",
+                "offline_since",
                 "first_seen",
                 "last_seen",
                 "scan",
@@ -102,7 +104,10 @@ pub fn print_hits(hits: &[Hit], format: Format) -> anyhow::Result<()> {
                     h.pdq.clone().unwrap_or_default(),
                     h.pdq_quality.map(|q| q.to_string()).unwrap_or_default(),
                     serde_json::to_string(&h.reasons)?,
+                    serde_json::to_string(&h.factors)?,
                     h.status.clone(),
+                    h.online.map(|o| o.to_string()).unwrap_or_default(),
+                    h.offline_since.clone().unwrap_or_default(),
                     h.first_seen.clone(),
                     h.last_seen.clone(),
                     h.scan.clone(),
@@ -111,16 +116,21 @@ pub fn print_hits(hits: &[Hit], format: Format) -> anyhow::Result<()> {
             w.flush()?;
         }
         Format::Table => {
-            writeln!(out, "{:<6} {:<6} {:<7} {:<6} {:<24} IMAGE", "SCORE", "MATCH", "ALGO", "PAGES", "FIRST SEEN")?;
+            writeln!(
+                out,
+                "{:<6} {:<6} {:<7} {:<6} {:<24} {:<30} IMAGE",
+                "SCORE", "MATCH", "ALGO", "PAGES", "FIRST SEEN", "WHY"
+            )?;
             for h in hits {
                 writeln!(
                     out,
-                    "{:<6.3} {:<6} {:<7} {:<6} {:<24} {}",
+                    "{:<6.3} {:<6} {:<7} {:<6} {:<24} {:<30} {}",
                     h.score,
                     serde_json::to_value(h.match_kind)?.as_str().unwrap_or_default(),
                     h.match_algo.as_deref().unwrap_or("-"),
                     h.page_urls.len(),
                     h.first_seen,
+                    why(h),
                     h.image_url
                 )?;
             }
@@ -128,4 +138,17 @@ pub fn print_hits(hits: &[Hit], format: Format) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The two factors that weigh most, e.g. `cooccurrence .62 host .58`:
+/// enough for a table row; `--format jsonl` has every factor with its note.
+fn why(h: &Hit) -> String {
+    let mut f: Vec<_> = h.factors.iter().filter(|f| f.factor != "ubiquity").collect();
+    f.sort_by(|a, b| (b.value * b.weight).total_cmp(&(a.value * a.weight)));
+    let text: Vec<String> = f.iter().take(2).map(|f| format!("{} {:.2}", f.factor, f.value)).collect();
+    if text.is_empty() {
+        "-".into()
+    } else {
+        text.join(" ")
+    }
 }

@@ -4,13 +4,22 @@
 //! the `hits`, `hash` local files, `refset check` a reference file, and
 //! `demo` the whole path against the bundled loopback test web.
 
+mod cluster_cmd;
+mod decide_cmd;
 mod demo;
+mod eval_cmd;
+mod harden;
 mod hash_cmd;
 mod hits_cmd;
 mod match_cmd;
 mod progress;
+mod recheck_cmd;
 mod refset_cmd;
 mod scan_cmd;
+mod schedule_cmd;
+mod serve_cmd;
+mod store_args;
+mod user_cmd;
 
 use std::process::ExitCode;
 
@@ -20,9 +29,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Parser)]
 #[command(name = "hashscan", version, about, long_about = None)]
 struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HASHSCAN_LOG_FORMAT")]
-    log_format: LogFormat,
+    /// Log format on stderr (default: text; JSON for `worker`).
+    #[arg(long, global = true, value_enum, env = "HASHSCAN_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,8 +46,26 @@ enum LogFormat {
 enum Command {
     /// Start the bundled test web on loopback, scan it, and print the hits.
     Demo(demo::DemoArgs),
-    /// Crawl from seeds, hash every image, match against a reference set.
-    Scan(Box<scan_cmd::ScanArgs>),
+    /// Crawl from seeds, hash every image, match against a reference set
+    /// (here, or with `submit`/`status` on a cluster).
+    Scan(Box<scan_cmd::ScanCli>),
+    /// Run one role of a cluster (scheduler, fetcher or matcher) until SIGTERM.
+    Worker(cluster_cmd::WorkerArgs),
+    /// Record an analyst's decision on a case (confirmed, not_abuse,
+    /// escalate, open) and rescore the images around it.
+    Decide(decide_cmd::DecideArgs),
+    /// Serve the analysts' review service (queue, cases, claims, decisions,
+    /// audit log) over HTTP until SIGTERM.
+    Serve(serve_cmd::ServeArgs),
+    /// Review users: add, disable, reset a password, make an API token.
+    User {
+        #[command(subcommand)]
+        command: user_cmd::UserCommand,
+    },
+    /// Re-check whether the images of cases are still online; record when they went.
+    Recheck(recheck_cmd::RecheckArgs),
+    /// Measure the risk score against a web whose truth is known.
+    Eval(Box<eval_cmd::EvalArgs>),
     /// List cases (or every image with --all) from the data directory.
     Hits(hits_cmd::HitsArgs),
     /// Print the hashes of local files.
@@ -55,9 +82,9 @@ enum Command {
 /// Default data directory: results of scans live here.
 pub(crate) const DEFAULT_DATA_DIR: &str = "hashscan-data";
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HASHSCAN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -66,8 +93,19 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    // Before anything holds image bytes: no core file may ever contain them.
+    if let Err(e) = harden::forbid_core_dumps() {
+        eprintln!("error: cannot disable core dumps: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Workers are services: JSON lines at info level for the log shipper.
+    let (default_format, level) = match cli.command {
+        Command::Worker(_) => (LogFormat::Json, "info"),
+        Command::Serve(_) => (LogFormat::Text, "info"),
+        _ => (LogFormat::Text, "warn"),
+    };
+    init_logging(cli.log_format.unwrap_or(default_format), level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -78,7 +116,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
-            Command::Scan(args) => scan_cmd::run(*args).await,
+            Command::Scan(cli) => match cli.action {
+                Some(action) => cluster_cmd::scan(action).await,
+                None => scan_cmd::run(cli.run).await,
+            },
+            Command::Worker(args) => cluster_cmd::worker(args).await,
+            Command::Decide(args) => decide_cmd::run(args).await,
+            Command::Serve(args) => serve_cmd::run(args).await,
+            Command::User { command } => user_cmd::run(command).await,
+            Command::Recheck(args) => recheck_cmd::run(args).await,
+            Command::Eval(args) => eval_cmd::run(*args).await,
             Command::Hits(args) => hits_cmd::run(args).await,
             Command::Hash(args) => hash_cmd::run(args).await,
             Command::Match(args) => match_cmd::run(args),

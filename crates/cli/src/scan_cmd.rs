@@ -12,23 +12,49 @@ use hashscan_fetch::FetchConfig;
 use hashscan_frontier::{Budgets, ScopeMode};
 use hashscan_netguard::{parse_net, NetPolicy, Overrides};
 use hashscan_refset::ReferenceSet;
+use hashscan_scheduler::{ScanPlan, SchedulerConfig};
 use hashscan_store::SqliteStore;
 use url::Url;
 
+/// `hashscan scan`: run a scan here, or (with a subcommand) on a cluster.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ScanCli {
+    #[command(subcommand)]
+    pub action: Option<crate::cluster_cmd::ScanAction>,
+    #[command(flatten)]
+    pub run: ScanArgs,
+}
+
+/// Where a scan starts.
 #[derive(Args, Clone)]
-pub struct ScanArgs {
+pub struct SeedArgs {
     /// A start URL (repeatable).
     #[arg(long = "seed", value_name = "URL")]
     seeds: Vec<String>,
     /// A file of start URLs, one per line (`#` starts a comment).
     #[arg(long = "seeds", value_name = "FILE")]
     seeds_file: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    seeds: SeedArgs,
     /// The reference: a list file (CSV/TSV, JSON Lines, hash lines, signal
     /// lines; gzip allowed), a `.toml` set definition, or an index built by
     /// `hashscan refset build`. Watched during the scan: a change (or SIGHUP)
     /// reloads it without stopping.
     #[arg(long, value_name = "FILE")]
-    reference: PathBuf,
+    reference: Option<PathBuf>,
+    /// Run again every DURATION (e.g. `12h`, `1d`) until stopped (`hashscan
+    /// scan stop ID`); later runs look first where earlier ones found
+    /// listed material. Run n > 1 is recorded as scan `ID-n`.
+    #[arg(long, value_name = "DURATION")]
+    every: Option<humantime::Duration>,
+    /// With --every: stop after this many runs.
+    #[arg(long, requires = "every")]
+    runs: Option<u64>,
     #[command(flatten)]
     common: CommonScanArgs,
 }
@@ -66,9 +92,46 @@ pub struct CommonScanArgs {
     /// Scan id (default: derived from the start time).
     #[arg(long)]
     pub scan_id: Option<String>,
-    /// User-Agent header sent with every request.
+    /// User-Agent header sent with every request (default: the robots
+    /// token, the contact URL and what the crawler does).
     #[arg(long)]
     pub user_agent: Option<String>,
+    /// Our product token in robots.txt groups (`User-agent: TOKEN`).
+    #[arg(long, default_value = "hashscan")]
+    pub robots_agent: String,
+    /// Where a webmaster learns who crawls and how to object: put in the
+    /// default User-Agent. Point it at your hotline's page.
+    #[arg(long, value_name = "URL", default_value = hashscan_fetch::DEFAULT_CONTACT)]
+    pub contact: String,
+    /// Do not obey robots.txt Allow/Disallow (Crawl-delay and rate limits
+    /// still hold). Recorded on the scan and on every case it finds.
+    #[arg(long)]
+    pub ignore_robots: bool,
+    /// A robots.txt Crawl-delay above this many seconds leaves the host alone.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub max_crawl_delay: f64,
+    /// Requests per second across the whole scan (default: no cap beyond
+    /// the per-host rate and --fetchers).
+    #[arg(long, value_name = "REQ_PER_SEC")]
+    pub max_rate: Option<u32>,
+    /// Also crawl pages on this host or domain (and its subdomains; repeatable).
+    #[arg(long = "allow-domain", value_name = "DOMAIN")]
+    pub allow_domains: Vec<String>,
+    /// Never request this host or domain (and its subdomains; repeatable).
+    #[arg(long = "deny-domain", value_name = "DOMAIN")]
+    pub deny_domains: Vec<String>,
+    /// Fetch at most this many pages from one host.
+    #[arg(long, default_value_t = 2_000)]
+    pub max_pages_per_host: u64,
+    /// Seconds to establish a connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Seconds from request to response headers.
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    pub first_byte_timeout: f64,
+    /// Seconds for a whole request, body included.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub fetch_timeout: f64,
     /// How images are decoded for PDQ: `exact` decodes every pixel, `fast`
     /// decodes large JPEGs at reduced scale: ~1.8× faster on large
     /// photos, but hashes move by 8 bits (median) to 28 (measured worst); see docs/benchmarks.md.
@@ -80,7 +143,7 @@ pub struct CommonScanArgs {
 }
 
 /// Reads seed URLs from flags and a file; errors name file and line.
-fn collect_seeds(args: &ScanArgs) -> anyhow::Result<Vec<Url>> {
+pub fn collect_seeds(args: &SeedArgs) -> anyhow::Result<Vec<Url>> {
     let mut seeds = Vec::new();
     for s in &args.seeds {
         seeds.push(parse_seed(s).with_context(|| format!("--seed {s:?}"))?);
@@ -144,31 +207,18 @@ pub fn options(
     reference: ReferenceSet,
     reference_path: &Path,
 ) -> anyhow::Result<ScanOptions> {
-    if !(common.rate > 0.0 && common.rate.is_finite()) {
-        bail!("--rate must be a positive number of requests per second, got {}", common.rate);
-    }
     if !(0.0..=1.0).contains(&common.threshold) {
         bail!("--threshold must be between 0 and 1, got {}", common.threshold);
     }
     if common.fetchers == 0 {
         bail!("--fetchers must be at least 1");
     }
-    let allow = common.allow_net.iter().map(|s| parse_net(s)).collect::<Result<Vec<_>, _>>()?;
-    let overrides = Overrides::parse(&common.resolve)?;
-    let scope: ScopeMode = common.scope.parse().map_err(anyhow::Error::msg)?;
-    let pdq_mode = common.pdq_mode.parse().map_err(anyhow::Error::msg)?;
-    let mut fetch =
-        FetchConfig { policy: NetPolicy::with_allowed(allow), overrides, pdq_mode, ..FetchConfig::default() };
-    if let Some(ua) = &common.user_agent {
-        fetch.user_agent = ua.clone();
-    }
+    let plan = crawl_plan(common, seeds)?;
+    let fetch = fetch_config(common)?;
     let scan_id = common.scan_id.clone().unwrap_or_else(default_scan_id);
     Ok(ScanOptions {
         scan_id,
-        seeds,
-        scope,
-        budgets: Budgets { max_depth: common.max_depth, max_pages: common.max_pages, ..Budgets::default() },
-        host_interval: Duration::from_secs_f64(1.0 / common.rate),
+        plan,
         fetchers: common.fetchers,
         matchers: 2,
         threshold: common.threshold,
@@ -176,6 +226,82 @@ pub fn options(
         reference: Arc::new(reference),
         reference_path: Some(reference_path.to_path_buf()),
         applied_reference: Some(common.data_dir.join(APPLIED_REFERENCE)),
+    })
+}
+
+/// Checks and gathers the crawl flags into a plan: where and how politely
+/// to crawl, the part of a scan that a cluster scan carries too.
+pub fn crawl_plan(common: &CommonScanArgs, seeds: Vec<Url>) -> anyhow::Result<ScanPlan> {
+    if !(common.rate > 0.0 && common.rate.is_finite()) {
+        bail!("--rate must be a positive number of requests per second, got {}", common.rate);
+    }
+    if common.robots_agent.is_empty()
+        || !common.robots_agent.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("--robots-agent must be a product token (letters, digits, '-', '_'), got {:?}", common.robots_agent);
+    }
+    let scope: ScopeMode = common.scope.parse().map_err(anyhow::Error::msg)?;
+    let max_rate = match common.max_rate {
+        Some(r) => Some(std::num::NonZeroU32::new(r).context("--max-rate must be at least 1")?),
+        None => None,
+    };
+    let crawl = SchedulerConfig {
+        host_interval: Duration::from_secs_f64(1.0 / common.rate),
+        max_rate,
+        robots_agent: common.robots_agent.clone(),
+        ignore_robots: common.ignore_robots,
+        max_crawl_delay: Duration::from_secs_f64(common.max_crawl_delay.clamp(0.0, 86_400.0)),
+        ..SchedulerConfig::default()
+    };
+    if common.ignore_robots {
+        tracing::warn!(
+            "robots.txt Allow/Disallow is ignored for this scan; this is recorded on the scan and its cases"
+        );
+        eprintln!(
+            "warning: --ignore-robots: robots.txt rules are not obeyed; this is recorded on the scan and every case"
+        );
+    }
+    Ok(ScanPlan {
+        seeds,
+        scope,
+        budgets: Budgets {
+            max_depth: common.max_depth,
+            max_pages: common.max_pages,
+            max_pages_per_host: common.max_pages_per_host,
+            ..Budgets::default()
+        },
+        crawl,
+        allow_domains: common.allow_domains.clone(),
+        deny_domains: common.deny_domains.clone(),
+        host_page_caps: Default::default(),
+    })
+}
+
+/// Checks and gathers the fetch flags (network policy, identity, timeouts).
+fn fetch_config(common: &CommonScanArgs) -> anyhow::Result<FetchConfig> {
+    let allow = common.allow_net.iter().map(|s| parse_net(s)).collect::<Result<Vec<_>, _>>()?;
+    let overrides = Overrides::parse(&common.resolve)?;
+    let pdq_mode = common.pdq_mode.parse().map_err(anyhow::Error::msg)?;
+    let secs = |name: &str, v: f64| -> anyhow::Result<Duration> {
+        if !(v > 0.0 && v.is_finite() && v < 86_400.0) {
+            bail!("--{name} must be a positive number of seconds below a day, got {v}");
+        }
+        Ok(Duration::from_secs_f64(v))
+    };
+    let contact =
+        Url::parse(&common.contact).with_context(|| format!("--contact {:?} is not a URL", common.contact))?;
+    Ok(FetchConfig {
+        policy: NetPolicy::with_allowed(allow),
+        overrides,
+        pdq_mode,
+        user_agent: common
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| hashscan_fetch::user_agent(&common.robots_agent, contact.as_str())),
+        connect_timeout: secs("connect-timeout", common.connect_timeout)?,
+        first_byte_timeout: secs("first-byte-timeout", common.first_byte_timeout)?,
+        total_timeout: secs("fetch-timeout", common.fetch_timeout)?,
+        ..FetchConfig::default()
     })
 }
 
@@ -216,12 +342,33 @@ fn print_summary(r: &ScanReport, data_dir: &Path) {
         s.failed_total(),
         s.bytes
     );
-    eprintln!("  URLs discovered {}  queued {}", s.discovered, s.queued);
+    // Where every URL went: discovered = queued + not queued; queued =
+    // pages + images + redirects + not modified + failed.
+    let not_queued: u64 = s.rejected.values().sum();
+    eprintln!("  URLs discovered {} = queued {} + not queued {}", s.discovered, s.queued, not_queued);
     for (reason, n) in &s.rejected {
         eprintln!("    not queued ({reason}): {n}");
     }
+    eprintln!(
+        "  queued {} = pages {} + images {} + redirects {} + not modified since an earlier scan {} + failed {}",
+        s.queued,
+        s.pages,
+        s.images,
+        s.redirects,
+        s.not_modified,
+        s.failed_total()
+    );
     for (reason, n) in &s.failed {
         eprintln!("    failed ({reason}): {n}");
+    }
+    for (what, n) in &s.robots {
+        eprintln!("  robots.txt ({what}): {n}");
+    }
+    if s.throttled > 0 {
+        eprintln!("  429/503 answers (host slowed down, task retried): {}", s.throttled);
+    }
+    if s.unaccounted() != 0 {
+        eprintln!("  warning: {} queued URL(s) did not end anywhere; please report this", s.unaccounted());
     }
     eprintln!("  distinct images {}  sightings {}  cases {}", r.stored.contents, r.stored.sightings, r.cases);
     let retro = &r.retro;
@@ -235,9 +382,25 @@ fn print_summary(r: &ScanReport, data_dir: &Path) {
 }
 
 pub async fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    let seeds = collect_seeds(&args)?;
-    let reference = load_reference(&args.reference)?;
-    let options = options(&args.common, seeds, reference, &args.reference)?;
-    execute(options, &args.common.data_dir, args.common.json).await?;
+    let seeds = collect_seeds(&args.seeds)?;
+    let Some(path) = &args.reference else {
+        bail!("--reference FILE is required: the lists to match against (see `hashscan refset check`)");
+    };
+    let Some(every) = args.every else {
+        let reference = load_reference(path)?;
+        let options = options(&args.common, seeds, reference, path)?;
+        execute(options, &args.common.data_dir, args.common.json).await?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.runs == Some(0) {
+        bail!("--runs must be at least 1");
+    }
+    let id = args.common.scan_id.clone().unwrap_or_else(default_scan_id);
+    // Each run reads the reference afresh: lists change between runs.
+    let make = |run_id: &str| -> anyhow::Result<ScanOptions> {
+        let common = CommonScanArgs { scan_id: Some(run_id.to_string()), ..args.common.clone() };
+        options(&common, seeds.clone(), load_reference(path)?, path)
+    };
+    crate::schedule_cmd::recurring(&id, every.into(), args.runs, &args.common.data_dir, args.common.json, make).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -16,30 +16,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hashscan_bus::{Bus, MemoryBus, Topic};
-use hashscan_fetch::{FetchConfig, Fetcher};
-use hashscan_frontier::{Budgets, Frontier, MemoryFrontierStore, Scope, ScopeMode};
+use hashscan_fetch::{FetchConfig, Fetcher, GuardedResolver};
+use hashscan_frontier::MemoryFrontierStore;
 use hashscan_matcher::reload::{self, ReloadConfig};
 use hashscan_matcher::retro::RetroReport;
 use hashscan_matcher::Matcher;
 use hashscan_refset::ReferenceSet;
-use hashscan_scheduler::{Progress, ScanSummary, Scheduler, SchedulerConfig};
-use hashscan_store::{CaseStore, ScanRecord, SightingStore, SqliteStore, StoreCounts};
+use hashscan_scheduler::{AddressBook, Progress, ScanPlan, ScanSummary, Scheduler, SchedulerConfig};
+use hashscan_store::{ScanRecord, ScanStore, SqliteStore, StoreCounts};
 use serde::Serialize;
-use url::Url;
 
 /// Everything that defines one embedded scan.
 #[derive(Clone)]
 pub struct ScanOptions {
     /// Scan id (recorded on every sighting and case).
     pub scan_id: String,
-    /// Start URLs.
-    pub seeds: Vec<Url>,
-    /// How far pages may be from the seeds' hosts.
-    pub scope: ScopeMode,
-    /// Depth, page and redirect limits.
-    pub budgets: Budgets,
-    /// Minimum interval between requests to one host.
-    pub host_interval: Duration,
+    /// What to crawl and how politely (its `crawl.max_in_flight` is derived
+    /// from `fetchers`).
+    pub plan: ScanPlan,
     /// Parallel fetch loops.
     pub fetchers: usize,
     /// Parallel match loops.
@@ -133,10 +127,7 @@ fn now_ms() -> i64 {
 impl EmbeddedScan {
     /// Prepares a scan writing to `store`.
     pub fn new(options: ScanOptions, store: SqliteStore) -> Self {
-        let shared = Arc::new(store.clone());
-        let sightings: Arc<dyn SightingStore> = shared.clone();
-        let cases: Arc<dyn CaseStore> = shared;
-        let matcher = Arc::new(Matcher::new(options.reference.clone(), sightings, cases, options.threshold));
+        let matcher = Arc::new(Matcher::new(options.reference.clone(), Arc::new(store.clone()), options.threshold));
         Self { options, store, progress: Arc::default(), matcher }
     }
 
@@ -150,10 +141,9 @@ impl EmbeddedScan {
         let started = Instant::now();
         let o = self.options;
         let config = serde_json::json!({
-            "seeds": o.seeds,
-            "scope": o.scope,
-            "budgets": o.budgets,
-            "host_interval_ms": o.host_interval.as_millis() as u64,
+            "plan": o.plan,
+            "host_interval_ms": o.plan.crawl.host_interval.as_millis() as u64,
+            "ignore_robots": o.plan.crawl.ignore_robots,
             "allow_net": o.fetch.policy.allowed(),
             "user_agent": o.fetch.user_agent,
             "pdq_mode": o.fetch.pdq_mode,
@@ -186,16 +176,17 @@ impl EmbeddedScan {
         let fetch_loops = tokio::spawn(hashscan_fetch::run_fetcher(bus.clone(), fetcher, o.fetchers));
         let match_loops = tokio::spawn(hashscan_matcher::run_matcher(bus.clone(), self.matcher.clone(), o.matchers));
 
-        let frontier =
-            Frontier::new(o.scan_id.clone(), Scope::new(o.scope, &o.seeds), o.budgets, MemoryFrontierStore::new());
+        let frontier = o.plan.frontier(&o.scan_id, MemoryFrontierStore::new());
+        let book = ResolverBook(GuardedResolver::new(o.fetch.policy.clone(), o.fetch.overrides.clone()));
         let scheduler = Scheduler::new(
             frontier,
             bus.clone(),
             Arc::new(self.store.clone()),
-            SchedulerConfig { host_interval: o.host_interval, max_in_flight },
+            SchedulerConfig { max_in_flight, ..o.plan.crawl.clone() },
             self.progress.clone(),
-        );
-        let summary = scheduler.run(o.seeds.clone()).await;
+        )
+        .with_address_book(Arc::new(book));
+        let summary = scheduler.run(o.plan.seeds.clone()).await;
 
         memory_bus.close(Topic::Fetch);
         let fetched = fetch_loops.await;
@@ -209,6 +200,9 @@ impl EmbeddedScan {
         let summary = summary?;
         join("fetcher", fetched)?;
         join("matcher", matched)?;
+        // Every message is in: score the scan's images on the whole evidence
+        // (host figures included), whatever order it arrived in.
+        self.matcher.rescorer().sweep(&o.scan_id, now_ms()).await?;
         let dead = memory_bus.dead_letters();
         if let Some(first) = dead.first() {
             return Err(ScanError::Role {
@@ -231,6 +225,17 @@ impl EmbeddedScan {
         self.store.finish_scan(&o.scan_id, now_ms(), summary_json).await?;
         tracing::info!(scan = %o.scan_id, pages = report.summary.pages, images = report.summary.images, cases = report.cases, "scan finished");
         Ok(report)
+    }
+}
+
+/// Politeness keyed by the address the fetcher will connect to: the same
+/// guarded resolver (policy and `--resolve` pins) the HTTP client uses.
+struct ResolverBook(GuardedResolver);
+
+#[async_trait::async_trait]
+impl AddressBook for ResolverBook {
+    async fn lookup(&self, host: &str) -> Option<std::net::IpAddr> {
+        self.0.first_address(host).await
     }
 }
 

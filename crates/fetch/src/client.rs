@@ -4,7 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hashscan_bus::{data_image_id, FailReason, FetchReport, FetchTask, MatchWork, Outcome, PdqResult, TaskKind};
+use hashscan_bus::{
+    data_image_id, FailReason, FetchReport, FetchTask, MatchWork, Outcome, PdqResult, TaskKind, Validators,
+};
 use hashscan_decode::{DecodeLimits, ImageHasher, Mode};
 use hashscan_extract::{ExtractLimits, ImageRef};
 use hashscan_hash::Digests;
@@ -49,7 +51,7 @@ pub struct FetchConfig {
 impl Default for FetchConfig {
     fn default() -> Self {
         Self {
-            user_agent: concat!("hashscan/", env!("CARGO_PKG_VERSION"), " (hash-only child-protection scanner)").into(),
+            user_agent: user_agent("hashscan", DEFAULT_CONTACT),
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(20),
             total_timeout: Duration::from_secs(60),
@@ -64,6 +66,17 @@ impl Default for FetchConfig {
             pdq_mode: Mode::Exact,
         }
     }
+}
+
+/// Where the default User-Agent sends a webmaster who wonders what we are:
+/// the page that explains the crawler and how to keep it out. Operators
+/// should point `--contact` at their own hotline's page.
+pub const DEFAULT_CONTACT: &str = "https://github.com/hashscan/hashscan/blob/main/docs/crawler.md";
+
+/// The User-Agent: the robots.txt product token first (so that a group
+/// naming it matches), a contact URL, and what the crawler does.
+pub fn user_agent(token: &str, contact: &str) -> String {
+    format!("{token}/{} (+{contact}; hash-only child-protection crawler)", env!("CARGO_PKG_VERSION"))
 }
 
 /// The HTTP client could not be built.
@@ -113,6 +126,16 @@ impl GuardedResolver {
             (true, None) => Err(ResolveError::Dns(format!("{host}: no addresses"))),
         }
     }
+
+    /// The address a connection to `host` tries first (an IP literal is its
+    /// own address): what the scheduler keys per-server politeness on.
+    pub async fn first_address(&self, host: &str) -> Option<IpAddr> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse() {
+            return Some(ip);
+        }
+        self.lookup(host).await.ok().and_then(|a| a.first().map(|a| a.ip()))
+    }
 }
 
 /// Why a host name gave no usable address.
@@ -145,6 +168,46 @@ pub struct Fetched {
     pub work: Vec<MatchWork>,
 }
 
+/// What this fetcher's requests produced, by outcome: the operator's view
+/// of a worker (exported on `/metrics` in cluster mode).
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    by_outcome: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Image bytes hashed.
+    pub image_bytes: std::sync::atomic::AtomicU64,
+    /// Wall time spent in fetches, microseconds.
+    pub busy_micros: std::sync::atomic::AtomicU64,
+    /// CPU-side time hashing images (digests, decode, PDQ), microseconds.
+    pub hash_micros: std::sync::atomic::AtomicU64,
+}
+
+impl FetchStats {
+    fn record(&self, outcome: &Outcome, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let label = match outcome {
+            Outcome::Page { .. } => "page",
+            Outcome::Image { bytes, .. } => {
+                self.image_bytes.fetch_add(*bytes, Relaxed);
+                "image"
+            }
+            Outcome::Redirect { .. } => "redirect",
+            Outcome::Robots { .. } => "robots",
+            Outcome::NotModified => "not_modified",
+            Outcome::Throttled { .. } => "throttled",
+            Outcome::Failed { reason, .. } => reason.code(),
+        };
+        self.busy_micros.fetch_add(took.as_micros() as u64, Relaxed);
+        if let Ok(mut m) = self.by_outcome.lock() {
+            *m.entry(label).or_default() += 1;
+        }
+    }
+
+    /// Fetches so far, by outcome (`page`, `image`, … or a failure reason code).
+    pub fn by_outcome(&self) -> Vec<(&'static str, u64)> {
+        self.by_outcome.lock().map(|m| m.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default()
+    }
+}
+
 /// Downloads pages and images within limits.
 pub struct Fetcher {
     client: reqwest::Client,
@@ -153,6 +216,7 @@ pub struct Fetcher {
     /// Bounds CPU-heavy work (hashing, parsing) to the number of cores, so a
     /// burst of images cannot flood the blocking pool.
     cpu: Arc<Semaphore>,
+    stats: Arc<FetchStats>,
 }
 
 struct Failure(FailReason, String);
@@ -191,7 +255,18 @@ impl Fetcher {
             .map_err(|e| InitError(e.to_string()))?;
         let units = (config.memory_budget_bytes / BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Ok(Self { client, budget: Arc::new(Semaphore::new(units)), cpu: Arc::new(Semaphore::new(cores)), config })
+        Ok(Self {
+            client,
+            budget: Arc::new(Semaphore::new(units)),
+            cpu: Arc::new(Semaphore::new(cores)),
+            stats: Arc::default(),
+            config,
+        })
+    }
+
+    /// Counters of what fetches produced, for `/metrics`.
+    pub fn stats(&self) -> &FetchStats {
+        &self.stats
     }
 
     /// The configuration in force.
@@ -201,54 +276,148 @@ impl Fetcher {
 
     /// Fetches one task. Never fails: a failure is an [`Outcome::Failed`].
     pub async fn fetch(&self, task: FetchTask) -> Fetched {
+        let started = std::time::Instant::now();
         let started_at_ms = now_ms();
         let mut work = Vec::new();
         let mut ip = None;
-        let outcome = match self.fetch_inner(&task, &mut ip, &mut work).await {
+        let mut validators = None;
+        let result = if task.kind == TaskKind::Robots {
+            self.fetch_robots(&task, &mut ip).await
+        } else {
+            self.fetch_inner(&task, &mut ip, &mut validators, &mut work).await
+        };
+        let outcome = match result {
             Ok(o) => o,
             Err(Failure(reason, detail)) => Outcome::Failed { reason, detail },
         };
         if let Outcome::Failed { reason, detail } = &outcome {
             tracing::debug!(url = %task.url, reason = reason.code(), %detail, "fetch failed");
         }
-        Fetched { report: FetchReport { task, started_at_ms, ip, outcome }, work }
+        self.stats.record(&outcome, started.elapsed());
+        let match_messages = work.len() as u32;
+        Fetched { report: FetchReport { task, started_at_ms, ip, validators, outcome, match_messages }, work }
+    }
+
+    /// robots.txt: follows up to [`MAX_ROBOTS_REDIRECTS`] redirects (each
+    /// hop through the network guard), reads at most [`MAX_ROBOTS_BYTES`]
+    /// (RFC 9309 asks parsers to take at least 500 KiB; the rest is cut,
+    /// not refused) and reports the final status.
+    async fn fetch_robots(&self, task: &FetchTask, ip: &mut Option<IpAddr>) -> Result<Outcome, Failure> {
+        let mut url = task.url.clone();
+        for _ in 0..=MAX_ROBOTS_REDIRECTS {
+            let mut resp = self.send(&url, self.client.get(url.clone()), ip).await?;
+            let status = resp.status();
+            if status.is_redirection() {
+                let next = location(&resp, &url).filter(|u| matches!(u.scheme(), "http" | "https"));
+                match next {
+                    Some(next) => {
+                        url = next;
+                        continue;
+                    }
+                    // A redirect to nowhere: as unreachable.
+                    None => {
+                        return Err(Failure::new(FailReason::Redirect, "robots.txt redirect without a usable Location"))
+                    }
+                }
+            }
+            if !status.is_success() {
+                return Ok(Outcome::Robots { status: status.as_u16(), body: None });
+            }
+            let mut body = Vec::new();
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(c)) => {
+                        let room = MAX_ROBOTS_BYTES - body.len();
+                        body.extend_from_slice(&c[..c.len().min(room)]);
+                        if body.len() >= MAX_ROBOTS_BYTES {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(classify(&e)),
+                }
+            }
+            return Ok(Outcome::Robots {
+                status: status.as_u16(),
+                body: Some(String::from_utf8_lossy(&body).into_owned()),
+            });
+        }
+        Err(Failure::new(FailReason::Redirect, format!("robots.txt redirected more than {MAX_ROBOTS_REDIRECTS} times")))
+    }
+
+    /// Sends a request within the first-byte timeout; an IP-literal URL is
+    /// checked here (names are checked by the resolver).
+    async fn send(
+        &self,
+        url: &Url,
+        request: reqwest::RequestBuilder,
+        ip: &mut Option<IpAddr>,
+    ) -> Result<reqwest::Response, Failure> {
+        if let Some(literal) = literal_ip(url) {
+            self.config.policy.check(literal).map_err(|r| Failure::new(FailReason::NetPolicy, r.to_string()))?;
+        }
+        let resp = match tokio::time::timeout(self.config.first_byte_timeout, request.send()).await {
+            Err(_) => return Err(Failure::new(FailReason::Timeout, "no response headers in time")),
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(r)) => r,
+        };
+        *ip = resp.remote_addr().map(|a| a.ip());
+        Ok(resp)
     }
 
     async fn fetch_inner(
         &self,
         task: &FetchTask,
         ip: &mut Option<IpAddr>,
+        validators: &mut Option<Validators>,
         work: &mut Vec<MatchWork>,
     ) -> Result<Outcome, Failure> {
-        if let Some(literal) = literal_ip(&task.url) {
-            self.config.policy.check(literal).map_err(|r| Failure::new(FailReason::NetPolicy, r.to_string()))?;
+        let mut request = self.client.get(task.url.clone());
+        if let Some(v) = &task.validators {
+            if let Some(etag) = &v.etag {
+                request = request.header(reqwest::header::IF_NONE_MATCH, etag.as_str());
+            }
+            if let Some(lm) = &v.last_modified {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, lm.as_str());
+            }
         }
-        let send = self.client.get(task.url.clone()).send();
-        let resp = match tokio::time::timeout(self.config.first_byte_timeout, send).await {
-            Err(_) => return Err(Failure::new(FailReason::Timeout, "no response headers in time")),
-            Ok(Err(e)) => return Err(classify(&e)),
-            Ok(Ok(r)) => r,
-        };
-        *ip = resp.remote_addr().map(|a| a.ip());
+        let resp = self.send(&task.url, request, ip).await?;
         let status = resp.status();
+        // 304 is a 3xx: tell it from a redirect first.
+        if status == reqwest::StatusCode::NOT_MODIFIED {
+            if task.validators.as_ref().is_some_and(|v| !v.is_empty()) {
+                return Ok(Outcome::NotModified);
+            }
+            return Err(Failure::new(FailReason::HttpStatus, "HTTP 304 to a request that was not conditional"));
+        }
         if status.is_redirection() {
-            let location = resp
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| task.url.join(l.trim()).ok())
-                .ok_or_else(|| {
-                    Failure::new(FailReason::Redirect, format!("HTTP {} without a usable Location", status.as_u16()))
-                })?;
+            let location = location(&resp, &task.url).ok_or_else(|| {
+                Failure::new(FailReason::Redirect, format!("HTTP {} without a usable Location", status.as_u16()))
+            })?;
             return Ok(Outcome::Redirect { location });
+        }
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            let retry_after_ms = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+                .map(|d| d.as_millis() as u64);
+            return Ok(Outcome::Throttled { status: status.as_u16(), retry_after_ms });
         }
         if !status.is_success() {
             return Err(Failure::new(FailReason::HttpStatus, format!("HTTP {}", status.as_u16())));
         }
+        let header = |name| {
+            resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string)
+        };
+        let v =
+            Validators { etag: header(reqwest::header::ETAG), last_modified: header(reqwest::header::LAST_MODIFIED) };
+        *validators = (!v.is_empty()).then_some(v);
         let content_type =
             resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
         let cap = match task.kind {
-            TaskKind::Page => self.config.max_page_bytes,
+            TaskKind::Page | TaskKind::Robots => self.config.max_page_bytes,
             TaskKind::Image => self.config.max_image_bytes,
         };
         let (body, permit) = self.read_body(resp, cap).await?;
@@ -271,7 +440,7 @@ impl Fetcher {
                 pdq,
                 fetched_at_ms,
             });
-            return Ok(Outcome::Image { bytes: digests.bytes });
+            return Ok(Outcome::Image { bytes: digests.bytes, blake3: digests.hex(hashscan_hash::CryptoAlgo::Blake3) });
         }
         if task.kind == TaskKind::Image {
             return Err(Failure::new(
@@ -342,6 +511,7 @@ impl Fetcher {
         .map_err(|e| Failure::new(FailReason::Parse, e.to_string()))?;
         let (links, images, image_ids, data) = parsed;
         let data_images = data.len() as u32;
+        let data_ids: Vec<String> = data.iter().map(|(id, _, _)| id.clone()).collect();
         work.push(MatchWork::PageImages {
             scan: task.scan.clone(),
             page_url: task.url.clone(),
@@ -360,7 +530,7 @@ impl Fetcher {
                 fetched_at_ms: at_ms,
             });
         }
-        Ok(Outcome::Page { links, images, data_images })
+        Ok(Outcome::Page { links, images, data_images, data_ids })
     }
 
     /// Streams a body into one buffer of at most `cap` bytes, holding memory
@@ -440,7 +610,9 @@ impl Fetcher {
         };
         let _cpu =
             self.cpu.clone().acquire_owned().await.map_err(|_| Failure::new(FailReason::Parse, "shutting down"))?;
+        let stats = self.stats.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let d = Digests::of(&body);
             let pdq = match pixels {
                 Ok(pixel_permit) => {
@@ -452,6 +624,7 @@ impl Fetcher {
             };
             drop(body);
             drop(permit);
+            stats.hash_micros.fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
             (d, pdq)
         })
         .await
@@ -513,6 +686,30 @@ fn pdq_within_budget(
     }
 }
 
+/// Redirects followed for robots.txt (RFC 9309: at least five).
+pub const MAX_ROBOTS_REDIRECTS: usize = 5;
+/// Bytes of robots.txt read (RFC 9309: at least 500 KiB are parsed).
+pub const MAX_ROBOTS_BYTES: usize = 500 * 1024;
+/// Longest `Retry-After` honoured; a server asking for more is given this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` as delay-seconds or an HTTP-date, relative to `now`,
+/// capped at [`MAX_RETRY_AFTER`].
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// A redirect's target, resolved against the URL that redirected.
+fn location(resp: &reqwest::Response, base: &Url) -> Option<Url> {
+    let l = resp.headers().get(reqwest::header::LOCATION)?.to_str().ok()?;
+    base.join(l.trim()).ok()
+}
+
 fn literal_ip(url: &Url) -> Option<IpAddr> {
     match url.host()? {
         url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
@@ -559,4 +756,22 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date_and_is_capped() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("5", now), Some(Duration::from_secs(5)));
+        let in_two = httpdate::fmt_http_date(now + Duration::from_secs(2));
+        assert_eq!(parse_retry_after(&in_two, now), Some(Duration::from_secs(2)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(60));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("999999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+    }
 }

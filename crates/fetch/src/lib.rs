@@ -24,6 +24,9 @@ mod client;
 mod sniff;
 mod worker;
 
-pub use client::{FetchConfig, Fetched, Fetcher, GuardedResolver, InitError};
+pub use client::{
+    parse_retry_after, user_agent, FetchConfig, FetchStats, Fetched, Fetcher, GuardedResolver, InitError,
+    DEFAULT_CONTACT, MAX_RETRY_AFTER, MAX_ROBOTS_BYTES, MAX_ROBOTS_REDIRECTS,
+};
 pub use sniff::{sniff_image, ImageFormat};
 pub use worker::run_fetcher;

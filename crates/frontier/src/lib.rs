@@ -6,6 +6,13 @@
 //! counted by [`Rejection`] so a scan's summary explains where each
 //! discovered URL ended up.
 //!
+//! Traps are bounded here, by rules a hostile site cannot talk its way
+//! around: a URL longer than [`Budgets::max_url_len`], a path that repeats a
+//! segment more than [`Budgets::max_segment_repeats`] times (`/a/b/a/b/…`),
+//! more than [`Budgets::max_query_variants`] query strings for one path
+//! (parameter explosions, calendars), and [`Budgets::max_pages_per_host`].
+//! Each costs a host a bounded number of requests, then stops.
+//!
 //! Decisions:
 //! * Scope applies to **pages** only. An image embedded in an in-scope page is
 //!   part of that page wherever it is hosted (CDNs), so it is always fetched
@@ -22,6 +29,9 @@ use async_trait::async_trait;
 use hashscan_bus::{FetchTask, TaskKind};
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 /// How far a scan may wander from its seeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -59,8 +69,11 @@ pub fn registrable_domain(host: &str) -> String {
 }
 
 /// Brings a URL to the form used for de-duplication: http(s) only, with a
-/// host, no fragment. The `url` crate already lowercases scheme and host,
-/// applies IDNA, drops default ports and resolves dot segments.
+/// host, no fragment, no credentials, percent-escapes of unreserved
+/// characters decoded (`%7E` → `~`) and the others in upper case (`%2f` →
+/// `%2F`), so the spellings of one URL meet. The `url` crate already
+/// lowercases scheme and host, applies IDNA, drops default ports and
+/// resolves dot segments.
 pub fn normalize(url: &Url) -> Option<Url> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return None;
@@ -72,14 +85,66 @@ pub fn normalize(url: &Url) -> Option<Url> {
         let _ = u.set_username("");
         let _ = u.set_password(None);
     }
+    let path = normalize_escapes(u.path());
+    if path != u.path() {
+        u.set_path(&path);
+    }
+    if let Some(q) = u.query() {
+        let q2 = normalize_escapes(q);
+        if q2.is_empty() {
+            u.set_query(None);
+        } else if q2 != q {
+            u.set_query(Some(&q2));
+        }
+    }
     Some(u)
 }
 
-/// The scan's scope: the seeds' hosts or registrable domains.
+/// Decodes `%XX` of unreserved characters (RFC 3986 §2.3) and upper-cases
+/// the hex of the rest; anything that is not a valid escape stays as it is.
+fn normalize_escapes(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+            let v = u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(0);
+            if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') {
+                out.push(v as char);
+            } else {
+                out.push('%');
+                out.push_str(&s[i + 1..i + 3].to_ascii_uppercase());
+            }
+            i += 3;
+        } else {
+            let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// True when `host` is `pattern` or a subdomain of it.
+fn host_matches(host: &str, pattern: &str) -> bool {
+    let (host, pattern) = (host.trim_end_matches('.'), pattern.trim_end_matches('.').trim_start_matches("*."));
+    host.eq_ignore_ascii_case(pattern)
+        || (host.len() > pattern.len()
+            && host[host.len() - pattern.len()..].eq_ignore_ascii_case(pattern)
+            && host.as_bytes()[host.len() - pattern.len() - 1] == b'.')
+}
+
+/// The scan's scope: the seeds' hosts or registrable domains, plus an
+/// allow-list of more hosts/domains for pages, and a deny-list that no
+/// request of any kind may touch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scope {
     mode: ScopeMode,
     roots: HashSet<String>,
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
 }
 
 impl Scope {
@@ -93,12 +158,31 @@ impl Scope {
                 ScopeMode::Domain => registrable_domain(h),
             })
             .collect();
-        Self { mode, roots }
+        Self { mode, roots, allow: Vec::new(), deny: Vec::new() }
+    }
+
+    /// Adds hosts or domains (each matches itself and its subdomains) whose
+    /// pages are in scope too, and ones that are never fetched at all.
+    pub fn with_lists(mut self, allow: Vec<String>, deny: Vec<String>) -> Self {
+        self.allow = allow.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        self.deny = deny.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        self
+    }
+
+    /// Whether a URL of any kind is on the deny-list.
+    pub fn denies(&self, url: &Url) -> bool {
+        url.host_str().is_some_and(|h| self.deny.iter().any(|d| host_matches(h, d)))
     }
 
     /// Whether a page URL is in scope.
     pub fn allows(&self, url: &Url) -> bool {
         let Some(host) = url.host_str() else { return false };
+        if self.denies(url) {
+            return false;
+        }
+        if self.allow.iter().any(|a| host_matches(host, a)) {
+            return true;
+        }
         match self.mode {
             ScopeMode::Host => self.roots.contains(&host.to_ascii_lowercase()),
             ScopeMode::Domain => self.roots.contains(&registrable_domain(host)),
@@ -115,11 +199,27 @@ pub struct Budgets {
     pub max_pages: u64,
     /// At most this many redirect hops per URL.
     pub max_redirects: u8,
+    /// At most this many page fetches per host.
+    pub max_pages_per_host: u64,
+    /// Longer URLs (bytes) are refused.
+    pub max_url_len: usize,
+    /// A path in which one segment appears more often than this is a trap.
+    pub max_segment_repeats: usize,
+    /// At most this many distinct query strings per host and path.
+    pub max_query_variants: u64,
 }
 
 impl Default for Budgets {
     fn default() -> Self {
-        Self { max_depth: 5, max_pages: 10_000, max_redirects: 5 }
+        Self {
+            max_depth: 5,
+            max_pages: 10_000,
+            max_redirects: 5,
+            max_pages_per_host: 2_000,
+            max_url_len: 2_048,
+            max_segment_repeats: 3,
+            max_query_variants: 25,
+        }
     }
 }
 
@@ -139,6 +239,16 @@ pub enum Rejection {
     PageBudget,
     /// Too many redirect hops.
     TooManyRedirects,
+    /// The host is on the deny-list.
+    Denied,
+    /// The host's page budget is spent.
+    HostBudget,
+    /// Longer than [`Budgets::max_url_len`].
+    UrlTooLong,
+    /// A path segment repeats like a generated trap (`/a/b/a/b/a/b`).
+    TrapPath,
+    /// Too many query strings for one path (parameter explosion, calendar).
+    TrapQuery,
 }
 
 impl Rejection {
@@ -151,6 +261,11 @@ impl Rejection {
             Self::Duplicate => "duplicate",
             Self::PageBudget => "page_budget",
             Self::TooManyRedirects => "too_many_redirects",
+            Self::Denied => "denied",
+            Self::HostBudget => "host_budget",
+            Self::UrlTooLong => "url_too_long",
+            Self::TrapPath => "trap_path",
+            Self::TrapQuery => "trap_query",
         }
     }
 }
@@ -169,22 +284,92 @@ pub trait FrontierStore: Send + Sync {
     async fn mark_seen(&self, scan: &str, key: &str) -> Result<bool, StoreError>;
     /// Takes one page from the scan's budget; false when it is spent.
     async fn take_page(&self, scan: &str, max_pages: u64) -> Result<bool, StoreError>;
+    /// Takes one page from a host's budget; false when it is spent.
+    async fn take_host_page(&self, scan: &str, host: &str, max_pages: u64) -> Result<bool, StoreError>;
+    /// Counts a new query string for a host and path; returns how many
+    /// distinct ones that path has had, this one included.
+    async fn count_query_variant(&self, scan: &str, host_path: &str) -> Result<u64, StoreError>;
+    /// Puts a task back at the front of its host's queue (a retry after 429/503).
+    async fn requeue_front(&self, task: FetchTask) -> Result<(), StoreError>;
     /// Queues a task under its host.
     async fn enqueue(&self, task: FetchTask) -> Result<(), StoreError>;
+    /// Admits one offered URL in one atomic step: marks it seen, counts its
+    /// query variant, charges the page budgets and queues it, stopping at
+    /// the first check that refuses (what was charged before that stays
+    /// charged, as a rejected URL stays seen).
+    ///
+    /// One step, because a scheduler killed between "seen" and "queued"
+    /// would leave a URL that every later offer calls a duplicate and no
+    /// queue holds: a page lost for good.
+    async fn admit(&self, task: FetchTask, checks: &AdmitChecks) -> Result<Admitted, StoreError>;
     /// Takes the next task of a host, if any.
     async fn dequeue(&self, scan: &str, host: &str) -> Result<Option<FetchTask>, StoreError>;
     /// Hosts that have queued tasks (used to rebuild the schedule after a restart).
     async fn queued_hosts(&self, scan: &str) -> Result<Vec<String>, StoreError>;
     /// Tasks waiting in all queues of a scan.
     async fn queued_len(&self, scan: &str) -> Result<u64, StoreError>;
+    /// Tasks waiting in one host's queue (to rebuild the schedule after a restart).
+    async fn host_queued_len(&self, scan: &str, host: &str) -> Result<u64, StoreError>;
+    /// Takes the next task of a host and records it as handed out, in one
+    /// step, so a scheduler that dies right after cannot lose it. It stays
+    /// handed out until [`FrontierStore::settle`] or `requeue_front`.
+    async fn take(&self, scan: &str, host: &str) -> Result<Option<FetchTask>, StoreError>;
+    /// Tasks handed out and not settled: what a restarted scheduler waits
+    /// for, and hands out again if no report comes.
+    async fn in_flight(&self, scan: &str) -> Result<Vec<FetchTask>, StoreError>;
+    /// A handed-out URL ended: forgets it, and keeps the host's next allowed
+    /// time (Unix ms) and the scheduler's state, in one step.
+    async fn settle(&self, scan: &str, url: &str, host: &str, ready_at_ms: i64, state: &str) -> Result<(), StoreError>;
+    /// The state kept by the last `settle`, with every host's next allowed time.
+    async fn saved_state(&self, scan: &str) -> Result<Option<SavedState>, StoreError>;
+}
+
+/// The checks [`FrontierStore::admit`] makes for one URL, in this order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmitChecks {
+    /// The URL's key in the scan's seen-set (its normalised form).
+    pub seen_key: String,
+    /// For a URL with a query: its host and path, and how many distinct
+    /// query strings that path may have before it is a trap.
+    pub query: Option<(String, u64)>,
+    /// For a page: its host's page budget and the scan's page budget.
+    pub pages: Option<(u64, u64)>,
+}
+
+/// What [`FrontierStore::admit`] did with a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// Queued under its host.
+    Queued,
+    /// Offered before in this scan; nothing written.
+    Duplicate,
+    /// Its path has had too many query strings.
+    TrapQuery,
+    /// Its host's page budget is spent.
+    HostBudget,
+    /// The scan's page budget is spent.
+    PageBudget,
+}
+
+/// What a scheduler kept of a scan, to resume it after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedState {
+    /// The scheduler's own state (its summary), as it wrote it.
+    pub state: String,
+    /// Host → the earliest time (Unix ms) of its next request.
+    pub ready_at_ms: BTreeMap<String, i64>,
 }
 
 #[derive(Default)]
 struct ScanState {
     seen: HashSet<String>,
     pages: u64,
+    host_pages: HashMap<String, u64>,
+    query_variants: HashMap<String, u64>,
     queues: BTreeMap<String, VecDeque<FetchTask>>,
     queued: u64,
+    in_flight: BTreeMap<String, FetchTask>,
+    saved: Option<SavedState>,
 }
 
 /// The embedded frontier store: everything in memory, behind one mutex
@@ -223,11 +408,70 @@ impl FrontierStore for MemoryFrontierStore {
         })
     }
 
+    async fn take_host_page(&self, scan: &str, host: &str, max_pages: u64) -> Result<bool, StoreError> {
+        self.with(scan, |s| {
+            let n = s.host_pages.entry(host.to_string()).or_default();
+            if *n < max_pages {
+                *n += 1;
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    async fn count_query_variant(&self, scan: &str, host_path: &str) -> Result<u64, StoreError> {
+        self.with(scan, |s| {
+            let n = s.query_variants.entry(host_path.to_string()).or_default();
+            *n += 1;
+            *n
+        })
+    }
+
+    async fn requeue_front(&self, task: FetchTask) -> Result<(), StoreError> {
+        let scan = task.scan.clone();
+        self.with(&scan, |s| {
+            s.in_flight.remove(task.url.as_str());
+            s.queues.entry(task.host().to_string()).or_default().push_front(task);
+            s.queued += 1;
+        })
+    }
+
     async fn enqueue(&self, task: FetchTask) -> Result<(), StoreError> {
         let scan = task.scan.clone();
         self.with(&scan, |s| {
             s.queues.entry(task.host().to_string()).or_default().push_back(task);
             s.queued += 1;
+        })
+    }
+
+    async fn admit(&self, task: FetchTask, checks: &AdmitChecks) -> Result<Admitted, StoreError> {
+        let scan = task.scan.clone();
+        self.with(&scan, |s| {
+            if !s.seen.insert(checks.seen_key.clone()) {
+                return Admitted::Duplicate;
+            }
+            if let Some((host_path, max)) = &checks.query {
+                let n = s.query_variants.entry(host_path.clone()).or_default();
+                *n += 1;
+                if *n > *max {
+                    return Admitted::TrapQuery;
+                }
+            }
+            if let Some((host_cap, scan_cap)) = checks.pages {
+                let n = s.host_pages.entry(task.host().to_string()).or_default();
+                if *n >= host_cap {
+                    return Admitted::HostBudget;
+                }
+                *n += 1;
+                if s.pages >= scan_cap {
+                    return Admitted::PageBudget;
+                }
+                s.pages += 1;
+            }
+            s.queues.entry(task.host().to_string()).or_default().push_back(task);
+            s.queued += 1;
+            Admitted::Queued
         })
     }
 
@@ -252,6 +496,46 @@ impl FrontierStore for MemoryFrontierStore {
     async fn queued_len(&self, scan: &str) -> Result<u64, StoreError> {
         self.with(scan, |s| s.queued)
     }
+
+    async fn host_queued_len(&self, scan: &str, host: &str) -> Result<u64, StoreError> {
+        self.with(scan, |s| s.queues.get(host).map_or(0, |q| q.len() as u64))
+    }
+
+    async fn take(&self, scan: &str, host: &str) -> Result<Option<FetchTask>, StoreError> {
+        let task = self.dequeue(scan, host).await?;
+        if let Some(t) = &task {
+            self.with(scan, |s| s.in_flight.insert(t.url.to_string(), t.clone()))?;
+        }
+        Ok(task)
+    }
+
+    async fn in_flight(&self, scan: &str) -> Result<Vec<FetchTask>, StoreError> {
+        self.with(scan, |s| s.in_flight.values().cloned().collect())
+    }
+
+    async fn settle(&self, scan: &str, url: &str, host: &str, ready_at_ms: i64, state: &str) -> Result<(), StoreError> {
+        self.with(scan, |s| {
+            s.in_flight.remove(url);
+            let saved = s.saved.get_or_insert_with(SavedState::default);
+            saved.state = state.to_string();
+            saved.ready_at_ms.insert(host.to_string(), ready_at_ms);
+        })
+    }
+
+    async fn saved_state(&self, scan: &str) -> Result<Option<SavedState>, StoreError> {
+        self.with(scan, |s| s.saved.clone())
+    }
+}
+
+/// True when some path segment occurs more than `max` times: the mark of
+/// relative links that grow a path forever (`/a/b/a/b/…`).
+fn repeats_a_segment(path: &str, max: usize) -> bool {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    path.split('/').filter(|s| !s.is_empty()).any(|seg| {
+        let n = counts.entry(seg).or_default();
+        *n += 1;
+        *n > max
+    })
 }
 
 /// A URL found by a fetcher, offered to the frontier.
@@ -286,13 +570,22 @@ pub struct Frontier<S> {
     scan: String,
     scope: Scope,
     budgets: Budgets,
+    host_page_caps: std::collections::BTreeMap<String, u64>,
     store: S,
 }
 
 impl<S: FrontierStore> Frontier<S> {
     /// A frontier for one scan.
     pub fn new(scan: impl Into<String>, scope: Scope, budgets: Budgets, store: S) -> Self {
-        Self { scan: scan.into(), scope, budgets, store }
+        Self { scan: scan.into(), scope, budgets, host_page_caps: Default::default(), store }
+    }
+
+    /// Page budgets for particular hosts instead of
+    /// [`Budgets::max_pages_per_host`]: a recurring scan spends less on
+    /// hosts that never had listed material.
+    pub fn with_host_page_caps(mut self, caps: std::collections::BTreeMap<String, u64>) -> Self {
+        self.host_page_caps = caps;
+        self
     }
 
     /// The store (the scheduler dequeues from it).
@@ -314,6 +607,15 @@ impl<S: FrontierStore> Frontier<S> {
         if c.hops > self.budgets.max_redirects {
             return Ok(Admission::Rejected(Rejection::TooManyRedirects));
         }
+        if self.scope.denies(&url) {
+            return Ok(Admission::Rejected(Rejection::Denied));
+        }
+        if url.as_str().len() > self.budgets.max_url_len {
+            return Ok(Admission::Rejected(Rejection::UrlTooLong));
+        }
+        if repeats_a_segment(url.path(), self.budgets.max_segment_repeats) {
+            return Ok(Admission::Rejected(Rejection::TrapPath));
+        }
         if c.kind == TaskKind::Page {
             if !self.scope.allows(&url) {
                 return Ok(Admission::Rejected(Rejection::OutOfScope));
@@ -324,12 +626,15 @@ impl<S: FrontierStore> Frontier<S> {
         }
         // Pages and images share one seen-set: a URL is fetched once per scan
         // whichever way it was found.
-        if !self.store.mark_seen(&self.scan, url.as_str()).await? {
-            return Ok(Admission::Rejected(Rejection::Duplicate));
-        }
-        if c.kind == TaskKind::Page && !self.store.take_page(&self.scan, self.budgets.max_pages).await? {
-            return Ok(Admission::Rejected(Rejection::PageBudget));
-        }
+        let host = url.host_str().unwrap_or_default().to_string();
+        let checks = AdmitChecks {
+            seen_key: url.as_str().to_string(),
+            query: url.query().map(|_| (format!("{host}{}", url.path()), self.budgets.max_query_variants)),
+            pages: (c.kind == TaskKind::Page).then(|| {
+                let cap = self.host_page_caps.get(&host).copied().unwrap_or(self.budgets.max_pages_per_host);
+                (cap, self.budgets.max_pages)
+            }),
+        };
         let task = FetchTask {
             scan: self.scan.clone(),
             url,
@@ -337,10 +642,17 @@ impl<S: FrontierStore> Frontier<S> {
             depth: c.depth,
             referrer: c.referrer,
             hops: c.hops,
+            validators: None,
+            attempt: 0,
         };
-        let host = task.host().to_string();
-        self.store.enqueue(task).await?;
-        Ok(Admission::Queued { host })
+        let rejection = match self.store.admit(task, &checks).await? {
+            Admitted::Queued => return Ok(Admission::Queued { host }),
+            Admitted::Duplicate => Rejection::Duplicate,
+            Admitted::TrapQuery => Rejection::TrapQuery,
+            Admitted::HostBudget => Rejection::HostBudget,
+            Admitted::PageBudget => Rejection::PageBudget,
+        };
+        Ok(Admission::Rejected(rejection))
     }
 }
 
@@ -368,6 +680,94 @@ mod tests {
     }
 
     #[test]
+    fn normalize_meets_escape_spellings() {
+        assert_eq!(
+            normalize(&u("http://x.test/%7Euser/a%2fb?q=%41%2c")).unwrap().as_str(),
+            "http://x.test/~user/a%2Fb?q=A%2C"
+        );
+        assert_eq!(normalize(&u("http://x.test/p?")).unwrap().as_str(), "http://x.test/p");
+        assert_eq!(normalize(&u("http://x.test/100%")).unwrap().as_str(), "http://x.test/100%");
+        assert_eq!(normalize(&u("http://x.test/caf%C3%A9")).unwrap().as_str(), "http://x.test/caf%C3%A9");
+    }
+
+    #[tokio::test]
+    async fn traps_are_bounded_and_deny_list_wins() {
+        let seeds = [u("http://www.site0.test/")];
+        let scope = Scope::new(ScopeMode::Domain, &seeds)
+            .with_lists(vec!["partner.test".into()], vec!["bad.site0.test".into()]);
+        let budgets = Budgets { max_pages_per_host: 3, max_query_variants: 2, max_url_len: 100, ..Budgets::default() };
+        let f = Frontier::new("s", scope, budgets, MemoryFrontierStore::new());
+        let rej = |r| Admission::Rejected(r);
+        assert_eq!(
+            f.offer(cand("http://www.site0.test/a/b/a/b/a/b/a/b", TaskKind::Page, 1)).await.unwrap(),
+            rej(Rejection::TrapPath)
+        );
+        assert_eq!(
+            f.offer(cand(&format!("http://www.site0.test/{}", "x".repeat(200)), TaskKind::Page, 1)).await.unwrap(),
+            rej(Rejection::UrlTooLong)
+        );
+        for m in 1..=2 {
+            let c = cand(&format!("http://www.site0.test/cal?m={m}"), TaskKind::Page, 1);
+            assert!(matches!(f.offer(c).await.unwrap(), Admission::Queued { .. }));
+        }
+        assert_eq!(
+            f.offer(cand("http://www.site0.test/cal?m=3", TaskKind::Page, 1)).await.unwrap(),
+            rej(Rejection::TrapQuery)
+        );
+        assert!(matches!(
+            f.offer(cand("http://www.site0.test/p", TaskKind::Page, 1)).await.unwrap(),
+            Admission::Queued { .. }
+        ));
+        assert_eq!(
+            f.offer(cand("http://www.site0.test/q", TaskKind::Page, 1)).await.unwrap(),
+            rej(Rejection::HostBudget)
+        );
+        assert!(
+            matches!(
+                f.offer(cand("http://cdn.partner.test/", TaskKind::Page, 1)).await.unwrap(),
+                Admission::Queued { .. }
+            ),
+            "allow-listed"
+        );
+        assert_eq!(
+            f.offer(cand("http://bad.site0.test/i.png", TaskKind::Image, 1)).await.unwrap(),
+            rej(Rejection::Denied)
+        );
+        assert_eq!(f.offer(cand("http://x.bad.site0.test/", TaskKind::Page, 1)).await.unwrap(), rej(Rejection::Denied));
+        assert!(!host_matches("notbad.site0.test", "bad.site0.test"));
+    }
+
+    #[tokio::test]
+    async fn requeued_tasks_come_first() {
+        let store = MemoryFrontierStore::new();
+        let t = |p: &str| FetchTask {
+            scan: "s".into(),
+            url: u(&format!("http://h.test/{p}")),
+            kind: TaskKind::Page,
+            depth: 0,
+            referrer: None,
+            hops: 0,
+            validators: None,
+            attempt: 0,
+        };
+        store.enqueue(t("1")).await.unwrap();
+        store.requeue_front(t("0")).await.unwrap();
+        assert_eq!(store.dequeue("s", "h.test").await.unwrap().unwrap().url.path(), "/0");
+        assert_eq!(store.queued_len("s").await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_store_keeps_the_store_contract() {
+        crate::testkit::check_all(MemoryFrontierStore::new(), "s").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_store_keeps_the_contract_through_shared_handles() {
+        let store: std::sync::Arc<dyn FrontierStore> = std::sync::Arc::new(MemoryFrontierStore::new());
+        crate::testkit::check_all_shared(&[store.clone(), store], "s").await;
+    }
+
+    #[test]
     fn registrable_domain_uses_public_suffixes() {
         assert_eq!(registrable_domain("www.example.co.uk"), "example.co.uk");
         assert_eq!(registrable_domain("a.b.example.com"), "example.com");
@@ -392,7 +792,7 @@ mod tests {
         let f = Frontier::new(
             "s",
             Scope::new(ScopeMode::Host, &seeds),
-            Budgets { max_depth: 2, max_pages: 2, max_redirects: 1 },
+            Budgets { max_depth: 2, max_pages: 2, max_redirects: 1, ..Budgets::default() },
             MemoryFrontierStore::new(),
         );
         let q = |h: &str| Admission::Queued { host: h.to_string() };

@@ -78,7 +78,7 @@ where
         None => None,
     };
     let base = previous.or(Some(old));
-    let report = retro::rematch(store, base.as_deref(), &new, matcher.threshold()).await?;
+    let report = retro::rematch(store, base.as_deref(), &new, &matcher.rescorer()).await?;
     if let Some(p) = applied_copy {
         new.write_index(p).map_err(|e| crate::MatchError::Reference(e.to_string()))?;
     }

@@ -15,6 +15,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use hashscan_bus::PdqResult;
 use hashscan_refset::ReferenceSet;
 use hashscan_store::{CaseStore, SightingStore};
+
+use crate::rescore::{Pass, Rescorer};
 use serde::Serialize;
 
 use crate::{assess, MatchError};
@@ -48,13 +50,15 @@ fn now_ms() -> i64 {
 }
 
 /// Matches every stored image against what `new` adds to `old`, records the
-/// new assessments, opens cases at `threshold`, and records `new` as applied.
-/// Idempotent: running it again changes nothing.
+/// new assessments, rescores them and the images seen next to them (a new
+/// listed image raises its old neighbours), opens cases at the rescorer's
+/// threshold, and records `new` as applied. Idempotent: running it again
+/// changes nothing.
 pub async fn rematch<S>(
     store: &S,
     old: Option<&ReferenceSet>,
     new: &ReferenceSet,
-    threshold: f64,
+    rescorer: &Rescorer,
 ) -> Result<RetroReport, MatchError>
 where
     S: SightingStore + CaseStore + ?Sized,
@@ -82,10 +86,10 @@ where
         let mut after = None;
         loop {
             let page = store.contents_page(after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.digests.blake3);
+            let Some((last, _)) = page.last() else { break };
+            after = Some(*last);
             report.scanned += page.len() as u64;
-            for content in page {
+            for (_, content) in page {
                 let pdq = match &content.pdq {
                     PdqResult::Hashed { hash, quality, .. } => Some((hash, *quality)),
                     PdqResult::Failed { .. } => None,
@@ -94,12 +98,15 @@ where
                     continue;
                 }
                 report.rematched += 1;
-                let assessment = assess(new, &content.digests, &content.pdq);
-                let score = assessment.score;
-                store.record_assessment(content.digests.blake3, assessment).await?;
-                if score >= threshold {
-                    store.open_case(content.digests.blake3, score, &content.scan, now_ms()).await?;
-                    report.cases += 1;
+                let key = content.digests.blake3;
+                store.record_assessment(key, assess(new, &content.digests, &content.pdq)).await?;
+                // The scan that saw it first: read only for the few that match.
+                let first = store.content(key).await?.map(|c| c.scan).unwrap_or_default();
+                let now = now_ms();
+                // Stored evidence is complete: a final pass.
+                if let Some((scored, opened)) = rescorer.rescore(key, &first, now, Pass::Final).await? {
+                    report.cases += u64::from(opened);
+                    rescorer.raise_neighbours(key, &scored, &first, now, Pass::Final).await?;
                 }
             }
         }

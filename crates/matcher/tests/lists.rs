@@ -9,7 +9,7 @@ use hashscan_hash::{CryptoAlgo, Digests};
 use hashscan_matcher::{retro, run_matcher, Matcher};
 use hashscan_pdq::PdqHash;
 use hashscan_refset::{ListKind, ListSpec, ReferenceSet, SetSpec};
-use hashscan_store::{CaseStore, HitFilter, MatchKind, SightingStore, SqliteStore};
+use hashscan_store::{CaseStore, HitFilter, MatchKind, ScanStore, SightingStore, SqliteStore};
 
 /// A PDQ hash `flips` bits away from `base`.
 fn near(base: &PdqHash, flips: u32) -> PdqHash {
@@ -28,7 +28,8 @@ fn hashed(image: &str, data: &[u8], pdq: Option<(PdqHash, u8)>) -> MatchWork {
     MatchWork::ImageHashed {
         scan: "s1".into(),
         image_id: format!("http://img.test/{image}"),
-        page_url: Some(url::Url::parse("http://www.test/").unwrap()),
+        // A page of its own: these tests are about the image, not its company.
+        page_url: Some(url::Url::parse(&format!("http://www.test/of/{image}")).unwrap()),
         host: "img.test".into(),
         ip: None,
         digests: Digests::of(data),
@@ -71,7 +72,7 @@ async fn near_matches_follow_each_lists_radius_and_quality() {
         ],
     );
     let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let m = Matcher::new(set, store.clone(), store.clone(), 0.5);
+    let m = Matcher::new(set, store.clone(), 0.5);
     m.handle(hashed("close.jpg", b"close", Some((near(&base, 5), 90)))).await.unwrap();
     m.handle(hashed("far.jpg", b"far", Some((near(&base, 25), 90)))).await.unwrap();
     m.handle(hashed("too-far.jpg", b"too far", Some((near(&base, 40), 90)))).await.unwrap();
@@ -105,7 +106,7 @@ async fn an_ignore_list_suppresses_a_hit_and_says_so() {
         ],
     );
     let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let m = Matcher::new(set, store.clone(), store.clone(), 0.5);
+    let m = Matcher::new(set, store.clone(), 0.5);
     m.handle(hashed("meme.jpg", b"popular benign meme", None)).await.unwrap();
     let h = hit(&store, "meme.jpg").await.unwrap();
     assert_eq!((h.score, h.status.as_str()), (0.0, "none"));
@@ -123,7 +124,7 @@ async fn list_weight_scales_the_score() {
     let spec = SetSpec::new("s", vec![ListSpec { weight: 0.4, ..ListSpec::for_file(&file) }]).unwrap();
     let set = Arc::new(ReferenceSet::from_spec(&spec).unwrap().0);
     let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let m = Matcher::new(set, store.clone(), store.clone(), 0.5);
+    let m = Matcher::new(set, store.clone(), 0.5);
     m.handle(hashed("x.jpg", b"x", None)).await.unwrap();
     let h = hit(&store, "x.jpg").await.unwrap();
     assert_eq!((h.score, h.status.as_str()), (0.4, "none"), "a weak list's exact hit stays under the threshold");
@@ -136,8 +137,8 @@ async fn a_new_list_entry_lights_up_images_seen_before() {
     let base = base_pdq();
     let v1 = set_of(dir.path(), &[("police", ListKind::Match, 31, format!("md5\n{}\n", a.hex(CryptoAlgo::Md5)))]);
     let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let m = Matcher::new(v1.clone(), store.clone(), store.clone(), 0.5);
-    retro::rematch(&*store, None, &v1, 0.5).await.unwrap();
+    let m = Matcher::new(v1.clone(), store.clone(), 0.5);
+    retro::rematch(&*store, None, &v1, &rescorer(&store)).await.unwrap();
     m.handle(hashed("a.jpg", b"image a", None)).await.unwrap();
     m.handle(hashed("b.jpg", b"image b", Some((near(&base, 7), 95)))).await.unwrap();
     m.handle(hashed("c.jpg", b"image c", None)).await.unwrap();
@@ -150,7 +151,7 @@ async fn a_new_list_entry_lights_up_images_seen_before() {
         dir.path(),
         &[("police", ListKind::Match, 31, body), ("partner", ListKind::Match, 31, format!("pdq\n{base}\n"))],
     );
-    let report = retro::rematch(&*store, Some(&v1), &v2, 0.5).await.unwrap();
+    let report = retro::rematch(&*store, Some(&v1), &v2, &rescorer(&store)).await.unwrap();
     assert!(!report.full, "diffed against the old version");
     assert_eq!(report.changed_items, 2, "one new SHA-256 and one new PDQ: {report:?}");
     assert_eq!((report.scanned, report.rematched, report.cases), (4, 2, 2), "{report:?}");
@@ -160,21 +161,21 @@ async fn a_new_list_entry_lights_up_images_seen_before() {
     let b_hit = hit(&store, "b.jpg").await.unwrap();
     assert_eq!((b_hit.match_kind, b_hit.distance), (MatchKind::Near, Some(7)));
     assert_eq!(b_hit.reference_version.as_deref(), Some(v2.version()));
-    assert_eq!(b_hit.page_urls, ["http://www.test/"], "with the circumstances it was seen in");
+    assert_eq!(b_hit.page_urls, ["http://www.test/of/b.jpg"], "with the circumstances it was seen in");
     assert_eq!(b_hit.scan, "s1");
     assert_eq!(hit(&store, "c.jpg").await.unwrap().match_algo.as_deref(), Some("sha256"));
     assert_eq!(store.reference_applied().await.unwrap().as_deref(), Some(v2.version()));
 
     // Applying the same version again does nothing.
-    let again = retro::rematch(&*store, Some(&v1), &v2, 0.5).await.unwrap();
+    let again = retro::rematch(&*store, Some(&v1), &v2, &rescorer(&store)).await.unwrap();
     assert_eq!((again.scanned, again.cases), (0, 0));
     // Without the old set, the whole new set is matched, with the same outcome.
     let store2 = Arc::new(SqliteStore::in_memory().unwrap());
-    let m2 = Matcher::new(v1.clone(), store2.clone(), store2.clone(), 0.5);
+    let m2 = Matcher::new(v1.clone(), store2.clone(), 0.5);
     for (img, data) in [("a.jpg", &b"image a"[..]), ("c.jpg", b"image c")] {
         m2.handle(hashed(img, data, None)).await.unwrap();
     }
-    let full = retro::rematch(&*store2, None, &v2, 0.5).await.unwrap();
+    let full = retro::rematch(&*store2, None, &v2, &rescorer(&store2)).await.unwrap();
     assert!(full.full);
     assert_eq!(store2.hits(HitFilter::default()).await.unwrap().len(), 2);
 }
@@ -184,7 +185,7 @@ async fn swapping_the_reference_while_messages_flow_loses_and_repeats_nothing() 
     let dir = tempfile::tempdir().unwrap();
     let v1 = set_of(dir.path(), &[("l", ListKind::Match, 31, "md5\n00000000000000000000000000000000\n".into())]);
     let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let matcher = Arc::new(Matcher::new(v1.clone(), store.clone(), store.clone(), 0.5));
+    let matcher = Arc::new(Matcher::new(v1.clone(), store.clone(), 0.5));
     let bus = MemoryBus::new(64);
     let loops = tokio::spawn(run_matcher(Arc::new(bus.clone()), matcher.clone(), 4));
     let swapper = {
@@ -207,4 +208,8 @@ async fn swapping_the_reference_while_messages_flow_loses_and_repeats_nothing() 
     assert!(bus.dead_letters().is_empty());
     assert_eq!(matcher.images(), 500, "every message handled once");
     assert_eq!(store.counts(None).await.unwrap().images, 500);
+}
+
+fn rescorer(store: &Arc<SqliteStore>) -> hashscan_matcher::rescore::Rescorer {
+    hashscan_matcher::rescore::Rescorer::new(store.clone(), store.clone(), 0.5)
 }

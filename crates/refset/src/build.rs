@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::formats::Entries;
-use crate::layout::{self, ItemRec, Section, NO_QUALITY, NO_STRING};
+use crate::layout::{self, AlignedBytes, ItemRec, Section, NO_QUALITY, NO_STRING};
 use crate::spec::ListKind;
 use crate::{pdqidx, Algo, LoadError};
 
@@ -90,7 +90,7 @@ fn keys<const N: usize>(lists: &[ListInput], column: impl Fn(&Entries) -> &Vec<(
 }
 
 /// Builds the file image of a set.
-pub(crate) fn build(name: &str, lists: Vec<ListInput>) -> Result<(Vec<u8>, SetMeta), LoadError> {
+pub(crate) fn build(name: &str, lists: Vec<ListInput>) -> Result<(AlignedBytes, SetMeta), LoadError> {
     if lists.len() > usize::from(u16::MAX) {
         return Err(LoadError::TooManyItems);
     }

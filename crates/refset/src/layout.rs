@@ -129,43 +129,39 @@ pub(crate) struct AlignedBytes {
 }
 
 impl AlignedBytes {
-    pub(crate) fn from_vec(bytes: Vec<u8>) -> Self {
-        let mut words = vec![0u64; bytes.len().div_ceil(8)];
-        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
-        AlignedBytes { len: bytes.len(), words }
-    }
-
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
     }
 }
 
-/// Writes a file image from sections (in [`Section`] order).
-pub(crate) fn write(sections: &[(Section, Vec<u8>)]) -> Vec<u8> {
+/// Writes a file image from sections (in [`Section`] order), into one
+/// buffer of exactly its size (tens of millions of hashes make a
+/// gigabyte-sized image; it is never copied or grown).
+pub(crate) fn write(sections: &[(Section, Vec<u8>)]) -> AlignedBytes {
     let table_end = HEADER_LEN + sections.len() * ENTRY_LEN;
     let mut offset = table_end.next_multiple_of(ALIGN);
-    let mut table = Vec::with_capacity(sections.len() * ENTRY_LEN);
-    for (kind, data) in sections {
-        table.extend_from_slice(&(*kind as u32).to_le_bytes());
-        table.extend_from_slice(&0u32.to_le_bytes());
-        table.extend_from_slice(&(offset as u64).to_le_bytes());
-        table.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    let mut placed = Vec::with_capacity(sections.len());
+    for (_, data) in sections {
+        placed.push(offset);
         offset = (offset + data.len()).next_multiple_of(ALIGN);
     }
-    let mut out = vec![0u8; HEADER_LEN];
-    out.extend_from_slice(&table);
-    for (_, data) in sections {
-        out.resize(out.len().next_multiple_of(ALIGN), 0);
-        out.extend_from_slice(data);
+    let total = placed.last().zip(sections.last()).map_or(table_end, |(at, (_, d))| at + d.len());
+    let mut image = AlignedBytes { words: vec![0u64; total.div_ceil(8)], len: total };
+    let out = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut image.words)[..total];
+    for (i, ((kind, data), at)) in sections.iter().zip(&placed).enumerate() {
+        let e = HEADER_LEN + i * ENTRY_LEN;
+        out[e..e + 4].copy_from_slice(&(*kind as u32).to_le_bytes());
+        out[e + 8..e + 16].copy_from_slice(&(*at as u64).to_le_bytes());
+        out[e + 16..e + 24].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        out[*at..at + data.len()].copy_from_slice(data);
     }
     out[0..8].copy_from_slice(MAGIC);
     out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     out[12..16].copy_from_slice(&(sections.len() as u32).to_le_bytes());
-    let body_len = (out.len() - HEADER_LEN) as u64;
-    out[16..24].copy_from_slice(&body_len.to_le_bytes());
+    out[16..24].copy_from_slice(&((total - HEADER_LEN) as u64).to_le_bytes());
     let digest = blake3::hash(&out[HEADER_LEN..]);
     out[24..56].copy_from_slice(digest.as_bytes());
-    out
+    image
 }
 
 /// Where each section lies in a checked file image.
@@ -246,7 +242,7 @@ mod tests {
 
     #[test]
     fn written_images_read_back_and_damage_is_caught() {
-        let image = write(&[(Section::Meta, b"{}".to_vec()), (Section::Md5Keys, vec![7u8; 32])]);
+        let image = write(&[(Section::Meta, b"{}".to_vec()), (Section::Md5Keys, vec![7u8; 32])]).as_bytes().to_vec();
         let (s, _) = read(&image, true).unwrap();
         assert_eq!(&image[s.get(Section::Meta)], b"{}");
         assert_eq!(s.get(Section::Md5Keys).len(), 32);
@@ -264,15 +260,15 @@ mod tests {
 
     #[test]
     fn section_bounds_are_checked_without_trusting_the_table() {
-        let mut image = write(&[(Section::Md5Keys, vec![1u8; 16])]);
+        let mut image = write(&[(Section::Md5Keys, vec![1u8; 16])]).as_bytes().to_vec();
         // Point the section past the end of the file.
         image[HEADER_LEN + 8..HEADER_LEN + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
         assert!(read(&image, false).unwrap_err().contains("out of bounds"));
-        let mut image = write(&[(Section::Md5Keys, vec![1u8; 16])]);
+        let mut image = write(&[(Section::Md5Keys, vec![1u8; 16])]).as_bytes().to_vec();
         image[HEADER_LEN + 16..HEADER_LEN + 24].copy_from_slice(&15u64.to_le_bytes());
         let err = read(&image, false).unwrap_err();
         assert!(err.contains("whole number"), "{err}");
-        let mut image = write(&[(Section::Md5Keys, vec![1u8; 16])]);
+        let mut image = write(&[(Section::Md5Keys, vec![1u8; 16])]).as_bytes().to_vec();
         image[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(read(&image, false).unwrap_err().contains("does not fit"));
     }

@@ -583,3 +583,25 @@ fn a_list_readable_by_everyone_is_loaded_with_a_warning() {
     assert!(matches!(&warnings[..], [Warning::WorldReadable { .. }]), "{warnings:?}");
     assert!(warnings[0].to_string().contains("chmod 600"));
 }
+
+#[test]
+fn difference_holds_only_what_the_new_version_adds() {
+    let (a, b, c) = (Digests::of(b"a"), Digests::of(b"b"), Digests::of(b"c"));
+    let (p1, p2) = (pdq_hex(b"p1"), pdq_hex(b"p2"));
+    let md5 = |d: &Digests| hex(d, CryptoAlgo::Md5);
+    let (old, _) = load(&format!("md5,pdq\n{},\n,{p1}\n", md5(&a)));
+    let (new, _) = load(&format!("md5,pdq\n{},\n,{p1}\n{},\n,{p2}\n{},{p1}\n", md5(&a), md5(&b), md5(&c)));
+    let diff = new.difference(&old).unwrap();
+    assert_eq!(diff.count(Algo::Md5), 2, "b and c are new");
+    assert!(diff.find(Algo::Md5, a.get(CryptoAlgo::Md5)).is_none(), "a was there before");
+    assert!(diff.find(Algo::Md5, b.get(CryptoAlgo::Md5)).is_some());
+    // p2 is new; p1 was in the same list before, so even the new item c
+    // that lists it again adds nothing for PDQ (images near p1 were matched).
+    let near = |h: &str| diff.near(&PdqHash::from_hex(h).unwrap(), 0).len();
+    assert_eq!(near(&p2), 1);
+    assert_eq!(near(&p1), 0, "p1 is not new");
+    assert_eq!(diff.count(Algo::Pdq), 1);
+    // Nothing changed: an empty difference.
+    let same = new.difference(&new).unwrap();
+    assert!(Algo::ALL.iter().all(|a| same.count(*a) == 0));
+}

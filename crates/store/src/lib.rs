@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
-pub use hashscan_bus::PdqResult;
+pub use hashscan_bus::{PdqResult, Validators};
 use hashscan_hash::Digests;
 use hashscan_pdq::PdqHash;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -33,6 +33,10 @@ pub enum StoreError {
     /// The database reported an error.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// Another backend's database reported an error (its message): lets a
+    /// store other than SQLite report without this crate depending on it.
+    #[error("database: {0}")]
+    Backend(String),
     /// Stored data could not be decoded (e.g. an edited database).
     #[error("corrupt stored value in {table}.{column}: {detail}")]
     Corrupt {
@@ -43,6 +47,15 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// No recurring scan of this id.
+    #[error("no recurring scan {0:?} in this data directory (see `hashscan scan list`)")]
+    NoSchedule(String),
+    /// No case for this image (BLAKE3, hex).
+    #[error("no case for image {0}")]
+    NoCase(String),
+    /// Not a case status.
+    #[error("unknown case status {0:?} (use one of open, confirmed, not_abuse, escalate)")]
+    BadStatus(String),
     /// The store's worker thread failed.
     #[error("store worker: {0}")]
     Worker(String),
@@ -56,9 +69,12 @@ pub enum StoreError {
     },
 }
 
+/// What a case can be: waiting, or decided by an analyst.
+pub const CASE_STATUSES: [&str; 4] = ["open", "confirmed", "not_abuse", "escalate"];
+
 /// Version of the SQLite schema, kept in `PRAGMA user_version`; a file of
 /// another version is refused with [`StoreError::Schema`] rather than misread.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// One hashed image, as the fetcher saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +133,8 @@ pub enum MatchKind {
 }
 
 impl MatchKind {
-    fn as_str(self) -> &'static str {
+    /// The stored name (`exact`, `near`, `none`), the same in every store.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Exact => "exact",
             Self::Near => "near",
@@ -125,7 +142,8 @@ impl MatchKind {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    /// The kind of a stored name; anything else is a corrupt store.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
         match s {
             "exact" => Ok(Self::Exact),
             "near" => Ok(Self::Near),
@@ -178,6 +196,35 @@ pub struct ScanRecord {
     pub reference_version: String,
 }
 
+/// A case whose image a re-check asks for again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecheckItem {
+    /// The image's BLAKE3.
+    pub blake3: [u8; 32],
+    /// Every http(s) URL it was fetched from.
+    pub urls: Vec<String>,
+}
+
+impl Hit {
+    /// Adds one stored image of this content (URL, host, address, scan):
+    /// the first one names the hit; URLs and addresses are kept once each.
+    pub fn add_image(&mut self, id: String, host: String, ip: Option<String>, scan: String) {
+        if self.image_urls.is_empty() {
+            self.image_url = id.clone();
+            self.host = host;
+            if self.scan.is_empty() {
+                self.scan = scan;
+            }
+        }
+        if !self.image_urls.contains(&id) {
+            self.image_urls.push(id);
+        }
+        if let Some(ip) = ip.filter(|ip| !self.ips.contains(ip)) {
+            self.ips.push(ip);
+        }
+    }
+}
+
 /// What `hits` prints: one image (by content) with its circumstances.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
@@ -223,8 +270,12 @@ pub struct Hit {
     pub width: Option<u32>,
     /// Pixel height from the image header.
     pub height: Option<u32>,
-    /// Score factors.
+    /// What the reference set said about the image itself.
     pub reasons: Vec<Reason>,
+    /// The factors of its risk score: the circumstances where it was seen
+    /// (see `hashscan-score`), each with value and weight.
+    #[serde(default)]
+    pub factors: Vec<Reason>,
     /// Case status (`open`, …), or `none` for an image that is not a case.
     pub status: String,
     /// First seen (RFC 3339).
@@ -233,6 +284,27 @@ pub struct Hit {
     pub last_seen: String,
     /// Scan(s) it was seen in (first one first).
     pub scan: String,
+    /// The case was found by a scan that was told to ignore robots.txt.
+    #[serde(default)]
+    pub robots_ignored: bool,
+    /// Whether the last re-check found the image still served (absent
+    /// when never re-checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+    /// The last re-check (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked: Option<String>,
+    /// The first re-check that found it gone (RFC 3339); it went between
+    /// `last_online` and this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_since: Option<String>,
+    /// The last re-check that found it served (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_online: Option<String>,
+    /// Seconds from first seen to `offline_since`: time to removal, as far
+    /// as the re-checks can tell (an upper bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal_secs: Option<f64>,
 }
 
 /// Which images `hits` returns.
@@ -277,12 +349,41 @@ pub struct StoredContent {
     pub first_seen_ms: i64,
 }
 
+/// What an earlier fetch of a URL learned, kept across scans so the next
+/// fetch can be conditional and a 304 can stand for the same result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedFetch {
+    /// The response's validators.
+    pub validators: Validators,
+    /// An image's BLAKE3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    /// A page's links.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// A page's image URLs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// A page's `data:` image ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_ids: Vec<String>,
+}
+
 /// The record of what was seen.
 #[async_trait]
 pub trait SightingStore: Send + Sync {
-    /// Stored contents in BLAKE3 order, after `after`, at most `limit`: a
-    /// cursor over everything ever seen, for retro-matching.
-    async fn contents_page(&self, after: Option<[u8; 32]>, limit: usize) -> Result<Vec<StoredContent>, StoreError>;
+    /// What the last fetch of `url` (in any scan) learned, if it sent validators.
+    async fn cached_fetch(&self, url: &str) -> Result<Option<CachedFetch>, StoreError>;
+    /// Keeps what a fetch of `url` learned, for the next scan.
+    async fn record_cached_fetch(&self, url: &str, cached: CachedFetch, at_ms: i64) -> Result<(), StoreError>;
+    /// A stored content's hashes, by BLAKE3.
+    async fn content(&self, blake3: [u8; 32]) -> Result<Option<StoredContent>, StoreError>;
+    /// Stored contents in storage order after the position `after` (the one
+    /// returned with the last content of the previous page), at most
+    /// `limit`: a sequential walk over everything ever seen, for
+    /// retro-matching. `scan` is left empty (finding it costs a random read
+    /// per row); ask [`SightingStore::content`] for the few that match.
+    async fn contents_page(&self, after: Option<i64>, limit: usize) -> Result<Vec<(i64, StoredContent)>, StoreError>;
     /// The reference version every stored content was last matched against.
     async fn reference_applied(&self) -> Result<Option<String>, StoreError>;
     /// Records that every stored content has been matched against `version`.
@@ -306,7 +407,62 @@ pub trait CaseStore: Send + Sync {
     async fn open_case(&self, blake3: [u8; 32], score: f64, scan: &str, at_ms: i64) -> Result<i64, StoreError>;
     /// Images with their circumstances, cases first by score.
     async fn hits(&self, filter: HitFilter) -> Result<Vec<Hit>, StoreError>;
+    /// Records an analyst's decision on the case of an image: `confirmed`,
+    /// `not_abuse`, `escalate` or back to `open`. Fails with
+    /// [`StoreError::NoCase`] when the image has no case.
+    async fn decide(&self, blake3: [u8; 32], status: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// Cases in one of `statuses` with the http(s) URLs their image was
+    /// fetched from: what a re-check asks for.
+    async fn cases_to_recheck(&self, statuses: &[String]) -> Result<Vec<RecheckItem>, StoreError>;
+    /// Records a re-check: the image was still served (`online`) or no
+    /// longer (removed or replaced) at `at_ms`. The first check that finds
+    /// it gone sets `offline_since`; one that finds it back clears it.
+    async fn record_check(&self, blake3: [u8; 32], at_ms: i64, online: bool) -> Result<(), StoreError>;
 }
+
+/// Scans and recurring scans: what the CLI, the scheduler and the
+/// cluster record about a run, and what an earlier run teaches the next.
+#[async_trait]
+pub trait ScanStore: Send + Sync {
+    /// Records the start of a scan.
+    async fn begin_scan(&self, scan: ScanRecord) -> Result<(), StoreError>;
+    /// Records the end of a scan with its summary (JSON).
+    async fn finish_scan(&self, id: &str, at_ms: i64, summary_json: String) -> Result<(), StoreError>;
+    /// Row counts, optionally for one scan.
+    async fn counts(&self, scan: Option<String>) -> Result<StoreCounts, StoreError>;
+    /// Every fetch outcome of a scan, for summaries and tests.
+    async fn fetches(&self, scan: &str) -> Result<Vec<FetchRecord>, StoreError>;
+    /// The most recent scan id, so `hits` can default to it.
+    async fn latest_scan(&self) -> Result<Option<String>, StoreError>;
+    /// Defines (or redefines, from run 0) a recurring scan, active and due now.
+    async fn put_schedule(&self, id: &str, every_ms: i64, max_runs: Option<i64>, now_ms: i64)
+        -> Result<(), StoreError>;
+    /// One schedule.
+    async fn schedule(&self, id: &str) -> Result<Option<Schedule>, StoreError>;
+    /// Every schedule, by id.
+    async fn schedules(&self) -> Result<Vec<Schedule>, StoreError>;
+    /// Pauses, resumes (`active`), stops or finishes a schedule.
+    async fn set_schedule_state(&self, id: &str, state: &str) -> Result<(), StoreError>;
+    /// Records that run `run_id` of a schedule finished; the next is due at `next_run_at`.
+    async fn schedule_ran(&self, id: &str, run_id: &str, next_run_at: i64) -> Result<(), StoreError>;
+    /// Every scan recorded here: id, start, end (Unix ms) and summary JSON,
+    /// newest first, at most `limit`.
+    async fn scan_list(&self, limit: usize) -> Result<Vec<(String, i64, Option<i64>, Option<String>)>, StoreError>;
+    /// Pages where listed or confirmed material was seen, most such images
+    /// first, at most `limit`: where a recurring scan looks first.
+    async fn hotspot_pages(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Per host of the pages a scan saw: pages, and pages with listed or
+    /// confirmed material (as known now).
+    async fn host_findings(&self, scan: &str) -> Result<Vec<HostFindings>, StoreError>;
+}
+
+/// Everything the rest of hashscan needs from a results store, so a
+/// process can hold one `Arc<dyn Store>` whatever the backend (SQLite
+/// here, PostgreSQL in `hashscan-store-postgres`). An `Arc<dyn Store>`
+/// coerces to `Arc<dyn CaseStore>` and the other parts (trait upcasting).
+pub trait Store: SightingStore + CaseStore + EvidenceStore + ReviewStore + ScanStore {}
+
+impl<T: SightingStore + CaseStore + EvidenceStore + ReviewStore + ScanStore + ?Sized> Store for T {}
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS scans (
@@ -353,8 +509,12 @@ CREATE TABLE IF NOT EXISTS contents (
     match_algo TEXT,
     distance INTEGER,
     reference_version TEXT,
-    reasons TEXT NOT NULL DEFAULT '[]'
+    reasons TEXT NOT NULL DEFAULT '[]',
+    ref_score REAL NOT NULL DEFAULT 0,
+    ignored INTEGER NOT NULL DEFAULT 0,
+    factors TEXT NOT NULL DEFAULT '[]'
 );
+CREATE INDEX IF NOT EXISTS edges_by_page ON edges (page_url);
 CREATE TABLE IF NOT EXISTS fetches (
     scan TEXT NOT NULL,
     url TEXT NOT NULL,
@@ -367,10 +527,25 @@ CREATE TABLE IF NOT EXISTS fetches (
     at INTEGER NOT NULL,
     PRIMARY KEY (scan, url)
 );
+CREATE TABLE IF NOT EXISTS cached_fetches (
+    url TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reference_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     version TEXT NOT NULL,
     applied_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedules (
+    id TEXT PRIMARY KEY,
+    every_ms INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'active',
+    runs INTEGER NOT NULL DEFAULT 0,
+    max_runs INTEGER,
+    last_run TEXT,
+    next_run_at INTEGER,
+    created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cases (
     id INTEGER PRIMARY KEY,
@@ -379,9 +554,112 @@ CREATE TABLE IF NOT EXISTS cases (
     score REAL NOT NULL,
     scan TEXT NOT NULL,
     opened_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    last_checked_at INTEGER,
+    online INTEGER,
+    last_online_at INTEGER,
+    offline_since INTEGER
 );
+-- The review service (module `review`): users, sessions, API tokens,
+-- claims, decisions, the append-only audit log, and the queue's indexes.
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('analyst', 'lead', 'admin')),
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    label TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash BLOB PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    client_ip TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS claims (
+    case_id INTEGER PRIMARY KEY REFERENCES cases (id),
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    claimed_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL REFERENCES cases (id),
+    actor TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    before_status TEXT NOT NULL,
+    after_status TEXT NOT NULL,
+    note TEXT NOT NULL,
+    undone_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS decisions_by_case ON decisions (case_id, id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    case_id INTEGER,
+    before TEXT,
+    after TEXT,
+    detail TEXT,
+    client_ip TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_by_case ON audit (case_id, id);
+CREATE INDEX IF NOT EXISTS audit_by_actor ON audit (actor, id);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS login_failures (
+    key TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_by_key ON login_failures (key, at);
+CREATE TABLE IF NOT EXISTS review_places (
+    blake3 BLOB NOT NULL,
+    host TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    PRIMARY KEY (blake3, host)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS review_places_by_host ON review_places (host, blake3);
+CREATE INDEX IF NOT EXISTS review_places_by_domain ON review_places (domain, blake3);
+CREATE TABLE IF NOT EXISTS review_state (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cases_queue ON cases (status, score DESC, opened_at, id);
+CREATE INDEX IF NOT EXISTS cases_queue_by_scan ON cases (scan, status, score DESC, opened_at, id);
 "#;
+
+/// Whether SQLite gave up on a lock held by another connection.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked))
+}
+
+/// From schema 4 to 5: the reference value and the circumstance factors
+/// are kept apart from the final score; cases record whether their image
+/// is still online.
+const MIGRATE_4_TO_5: &str = "
+ALTER TABLE contents ADD COLUMN ref_score REAL NOT NULL DEFAULT 0;
+ALTER TABLE contents ADD COLUMN ignored INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE contents ADD COLUMN factors TEXT NOT NULL DEFAULT '[]';
+UPDATE contents SET ref_score = score;
+ALTER TABLE cases ADD COLUMN last_checked_at INTEGER;
+ALTER TABLE cases ADD COLUMN online INTEGER;
+ALTER TABLE cases ADD COLUMN last_online_at INTEGER;
+ALTER TABLE cases ADD COLUMN offline_since INTEGER;
+";
 
 /// The embedded store: one SQLite file.
 #[derive(Clone)]
@@ -391,8 +669,23 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path`.
+    ///
+    /// Several cluster workers may open a new file at the same moment. Turning
+    /// a fresh file to WAL takes an exclusive lock for which SQLite does not
+    /// always call its busy handler, so a "database is locked" here is
+    /// retried (for up to 30 s) instead of failing the worker's start.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::init(Connection::open(path)?)
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match Connection::open(path).map_err(StoreError::from).and_then(Self::init) {
+                Err(StoreError::Db(e)) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A throw-away store in memory (tests).
@@ -404,14 +697,32 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let existing: i64 =
-            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
-        if existing > 0 && found != SCHEMA_VERSION {
-            return Err(StoreError::Schema { found, expected: SCHEMA_VERSION });
+        // Several processes (cluster workers) may open a new file at once:
+        // check and create the schema under the write lock, so none sees
+        // another's half-made schema.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let created = (|| {
+            let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            let existing: i64 =
+                conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
+            if existing > 0 && found == 4 {
+                // v5 added the risk score's columns; older scores are the
+                // reference set's own.
+                conn.execute_batch(MIGRATE_4_TO_5)?;
+            } else if existing > 0 && found != SCHEMA_VERSION {
+                return Err(StoreError::Schema { found, expected: SCHEMA_VERSION });
+            }
+            conn.execute_batch(SCHEMA)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            Ok(())
+        })();
+        match created {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
         }
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -428,136 +739,62 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))?
     }
-
-    /// Records the start of a scan.
-    pub async fn begin_scan(&self, scan: ScanRecord) -> Result<(), StoreError> {
-        self.run(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO scans (id, started_at, config, reference_version) VALUES (?1, ?2, ?3, ?4)",
-                params![scan.id, scan.started_at_ms, scan.config_json, scan.reference_version],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Records the end of a scan with its summary (JSON).
-    pub async fn finish_scan(&self, id: &str, at_ms: i64, summary_json: String) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.run(move |c| {
-            c.execute(
-                "UPDATE scans SET finished_at = ?2, summary = ?3 WHERE id = ?1",
-                params![id, at_ms, summary_json],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Row counts, optionally for one scan.
-    pub async fn counts(&self, scan: Option<String>) -> Result<StoreCounts, StoreError> {
-        self.run(move |c| {
-            let n = |sql: &str| -> Result<u64, StoreError> {
-                Ok(c.query_row(sql, params![scan], |r| r.get::<_, i64>(0))? as u64)
-            };
-            Ok(StoreCounts {
-                images: n("SELECT count(*) FROM images WHERE ?1 IS NULL OR scan = ?1")?,
-                contents: n("SELECT count(DISTINCT blake3) FROM images WHERE ?1 IS NULL OR scan = ?1")?,
-                edges: n("SELECT count(*) FROM edges WHERE ?1 IS NULL OR scan = ?1")?,
-                sightings: n("SELECT count(*) FROM edges e JOIN images i USING (scan, image_id)
-                              WHERE ?1 IS NULL OR e.scan = ?1")?,
-                cases: n("SELECT count(*) FROM cases WHERE ?1 IS NULL OR scan = ?1")?,
-                fetches: n("SELECT count(*) FROM fetches WHERE ?1 IS NULL OR scan = ?1")?,
-            })
-        })
-        .await
-    }
-
-    /// Every fetch outcome of a scan, for summaries and tests.
-    pub async fn fetches(&self, scan: &str) -> Result<Vec<FetchRecord>, StoreError> {
-        let scan = scan.to_string();
-        self.run(move |c| {
-            let mut st = c.prepare(
-                "SELECT scan, url, kind, depth, outcome, reason, detail, ip, at FROM fetches WHERE scan = ?1 ORDER BY at, url",
-            )?;
-            let rows = st.query_map(params![scan], |r| {
-                Ok(FetchRecord {
-                    scan: r.get(0)?,
-                    url: r.get(1)?,
-                    kind: r.get(2)?,
-                    depth: r.get(3)?,
-                    outcome: r.get(4)?,
-                    reason: r.get(5)?,
-                    detail: r.get(6)?,
-                    ip: r.get(7)?,
-                    at_ms: r.get(8)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    /// The most recent scan id, so `hits` can default to it.
-    pub async fn latest_scan(&self) -> Result<Option<String>, StoreError> {
-        self.run(|c| {
-            Ok(c.query_row("SELECT id FROM scans ORDER BY started_at DESC LIMIT 1", [], |r| r.get(0)).optional()?)
-        })
-        .await
-    }
 }
 
 #[async_trait]
 impl SightingStore for SqliteStore {
-    async fn contents_page(&self, after: Option<[u8; 32]>, limit: usize) -> Result<Vec<StoredContent>, StoreError> {
+    async fn cached_fetch(&self, url: &str) -> Result<Option<CachedFetch>, StoreError> {
+        let url = url.to_string();
         self.run(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT ct.blake3, ct.md5, ct.sha1, ct.sha256, ct.bytes, ct.pdq, ct.pdq_quality, ct.width, ct.height,
-                        ct.pdq_scale, ct.pdq_error, ct.first_seen,
-                        (SELECT i.scan FROM images i WHERE i.blake3 = ct.blake3 ORDER BY i.fetched_at LIMIT 1)
-                 FROM contents ct WHERE ?1 IS NULL OR ct.blake3 > ?1 ORDER BY ct.blake3 LIMIT ?2",
-            )?;
-            let after = after.map(|a| a.to_vec());
-            let rows = st.query_map(params![after, limit as i64], |r| {
-                let fixed = |i: usize, len: usize| -> rusqlite::Result<Vec<u8>> {
-                    let v: Vec<u8> = r.get(i)?;
-                    if v.len() == len {
-                        Ok(v)
-                    } else {
-                        Err(rusqlite::Error::InvalidColumnType(i, "digest".into(), rusqlite::types::Type::Blob))
-                    }
-                };
-                let mut d = Digests {
-                    bytes: r.get::<_, i64>(4)? as u64,
-                    md5: [0; 16],
-                    sha1: [0; 20],
-                    sha256: [0; 32],
-                    blake3: [0; 32],
-                };
-                d.blake3.copy_from_slice(&fixed(0, 32)?);
-                d.md5.copy_from_slice(&fixed(1, 16)?);
-                d.sha1.copy_from_slice(&fixed(2, 20)?);
-                d.sha256.copy_from_slice(&fixed(3, 32)?);
-                let pdq = match r.get::<_, Option<Vec<u8>>>(5)?.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
-                    Some(bytes) => PdqResult::Hashed {
-                        hash: PdqHash::from_bytes(bytes),
-                        quality: r.get::<_, Option<u8>>(6)?.unwrap_or(0),
-                        width: r.get::<_, Option<u32>>(7)?.unwrap_or(0),
-                        height: r.get::<_, Option<u32>>(8)?.unwrap_or(0),
-                        scale: r.get::<_, Option<u8>>(9)?.unwrap_or(1),
-                    },
-                    None => {
-                        let err: String = r.get::<_, Option<String>>(10)?.unwrap_or_default();
-                        let (reason, detail) = err.split_once(": ").unwrap_or((err.as_str(), ""));
-                        PdqResult::Failed { reason: reason.to_string(), detail: detail.to_string() }
-                    }
-                };
-                Ok(StoredContent {
-                    digests: d,
-                    pdq,
-                    first_seen_ms: r.get(11)?,
-                    scan: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+            let data: Option<String> = c
+                .prepare_cached("SELECT data FROM cached_fetches WHERE url = ?1")?
+                .query_row(params![url], |r| r.get(0))
+                .optional()?;
+            data.map(|d| {
+                serde_json::from_str(&d).map_err(|e| StoreError::Corrupt {
+                    table: "cached_fetches",
+                    column: "data",
+                    detail: e.to_string(),
                 })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn record_cached_fetch(&self, url: &str, cached: CachedFetch, at_ms: i64) -> Result<(), StoreError> {
+        let url = url.to_string();
+        let data = serde_json::to_string(&cached).map_err(|e| StoreError::Worker(e.to_string()))?;
+        self.run(move |c| {
+            c.prepare_cached(
+                "INSERT INTO cached_fetches (url, data, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (url) DO UPDATE SET data = excluded.data, at = excluded.at",
+            )?
+            .execute(params![url, data, at_ms])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn content(&self, blake3: [u8; 32]) -> Result<Option<StoredContent>, StoreError> {
+        self.run(move |c| {
+            let mut st = c.prepare_cached(&format!("{CONTENT_SELECT} WHERE ct.blake3 = ?1"))?;
+            Ok(st.query_row(params![&blake3[..]], stored_content).optional()?)
+        })
+        .await
+    }
+
+    async fn contents_page(&self, after: Option<i64>, limit: usize) -> Result<Vec<(i64, StoredContent)>, StoreError> {
+        self.run(move |c| {
+            // In rowid order: a sequential read of the table, not one random
+            // read per row as the BLAKE3 order (through its index) would be.
+            let mut st = c.prepare_cached(
+                "SELECT ct.blake3, ct.md5, ct.sha1, ct.sha256, ct.bytes, ct.pdq, ct.pdq_quality, ct.width,
+                        ct.height, ct.pdq_scale, ct.pdq_error, ct.first_seen, NULL, ct.rowid
+                 FROM contents ct WHERE ct.rowid > ?1 ORDER BY ct.rowid LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![after.unwrap_or(i64::MIN), limit as i64], |r| {
+                Ok((r.get::<_, i64>(13)?, stored_content(r)?))
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -632,10 +869,13 @@ impl SightingStore for SqliteStore {
 
     async fn record_assessment(&self, blake3: [u8; 32], a: Assessment) -> Result<(), StoreError> {
         let reasons = serde_json::to_string(&a.reasons).map_err(|e| StoreError::Worker(e.to_string()))?;
+        let ignored = a.reasons.iter().any(|r| r.factor == "ignore_list");
         self.run(move |c| {
             c.execute(
-                "UPDATE contents SET score = ?2, match_kind = ?3, match_algo = ?4, distance = ?5,
-                   reference_version = ?6, reasons = ?7 WHERE blake3 = ?1",
+                "UPDATE contents SET ref_score = ?2, match_kind = ?3, match_algo = ?4, distance = ?5,
+                   reference_version = ?6, reasons = ?7, ignored = ?8,
+                   score = CASE WHEN factors = '[]' THEN ?2 ELSE score END
+                 WHERE blake3 = ?1",
                 params![
                     &blake3[..],
                     a.score,
@@ -643,7 +883,8 @@ impl SightingStore for SqliteStore {
                     a.match_algo,
                     a.distance,
                     a.reference_version,
-                    reasons
+                    reasons,
+                    ignored
                 ],
             )?;
             Ok(())
@@ -671,6 +912,68 @@ impl CaseStore for SqliteStore {
 
     async fn hits(&self, filter: HitFilter) -> Result<Vec<Hit>, StoreError> {
         self.run(move |c| query_hits(c, &filter)).await
+    }
+
+    async fn cases_to_recheck(&self, statuses: &[String]) -> Result<Vec<RecheckItem>, StoreError> {
+        let statuses = statuses.to_vec();
+        self.run(move |c| {
+            let mut cases = c.prepare_cached("SELECT blake3, status FROM cases ORDER BY id")?;
+            let mut urls = c.prepare_cached(
+                "SELECT DISTINCT image_id FROM images WHERE blake3 = ?1
+                   AND (image_id LIKE 'http://%' OR image_id LIKE 'https://%') ORDER BY image_id",
+            )?;
+            let rows = cases.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, status) = row?;
+                if !statuses.contains(&status) {
+                    continue;
+                }
+                let blake3 = <[u8; 32]>::try_from(key.as_slice()).map_err(|_| StoreError::Corrupt {
+                    table: "cases",
+                    column: "blake3",
+                    detail: format!("{} bytes, not 32", key.len()),
+                })?;
+                let urls = urls.query_map(params![key], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+                if !urls.is_empty() {
+                    out.push(RecheckItem { blake3, urls });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn record_check(&self, blake3: [u8; 32], at_ms: i64, online: bool) -> Result<(), StoreError> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE cases SET last_checked_at = ?2, online = ?3,
+                   last_online_at = CASE WHEN ?3 THEN ?2 ELSE last_online_at END,
+                   offline_since = CASE WHEN ?3 THEN NULL ELSE coalesce(offline_since, ?2) END
+                 WHERE blake3 = ?1",
+                params![&blake3[..], at_ms, online],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn decide(&self, blake3: [u8; 32], status: &str, at_ms: i64) -> Result<(), StoreError> {
+        if !CASE_STATUSES.contains(&status) {
+            return Err(StoreError::BadStatus(status.to_string()));
+        }
+        let status = status.to_string();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE cases SET status = ?2, updated_at = ?3 WHERE blake3 = ?1",
+                params![&blake3[..], status, at_ms],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NoCase(hex::encode(blake3)));
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -724,7 +1027,53 @@ fn insert_image(tx: &rusqlite::Transaction<'_>, rec: &ImageRecord) -> Result<(),
     Ok(())
 }
 
-fn rfc3339(ms: i64) -> String {
+/// Columns of a stored content, for [`stored_content`].
+const CONTENT_SELECT: &str = "SELECT ct.blake3, ct.md5, ct.sha1, ct.sha256, ct.bytes, ct.pdq, ct.pdq_quality, ct.width,
+        ct.height, ct.pdq_scale, ct.pdq_error, ct.first_seen,
+        (SELECT i.scan FROM images i WHERE i.blake3 = ct.blake3 ORDER BY i.fetched_at LIMIT 1)
+     FROM contents ct";
+
+/// A row of [`CONTENT_SELECT`].
+fn stored_content(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredContent> {
+    let fixed = |i: usize, len: usize| -> rusqlite::Result<Vec<u8>> {
+        let v: Vec<u8> = r.get(i)?;
+        if v.len() == len {
+            Ok(v)
+        } else {
+            Err(rusqlite::Error::InvalidColumnType(i, "digest".into(), rusqlite::types::Type::Blob))
+        }
+    };
+    let mut d =
+        Digests { bytes: r.get::<_, i64>(4)? as u64, md5: [0; 16], sha1: [0; 20], sha256: [0; 32], blake3: [0; 32] };
+    d.blake3.copy_from_slice(&fixed(0, 32)?);
+    d.md5.copy_from_slice(&fixed(1, 16)?);
+    d.sha1.copy_from_slice(&fixed(2, 20)?);
+    d.sha256.copy_from_slice(&fixed(3, 32)?);
+    let pdq = match r.get::<_, Option<Vec<u8>>>(5)?.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+        Some(bytes) => PdqResult::Hashed {
+            hash: PdqHash::from_bytes(bytes),
+            quality: r.get::<_, Option<u8>>(6)?.unwrap_or(0),
+            width: r.get::<_, Option<u32>>(7)?.unwrap_or(0),
+            height: r.get::<_, Option<u32>>(8)?.unwrap_or(0),
+            scale: r.get::<_, Option<u8>>(9)?.unwrap_or(1),
+        },
+        None => {
+            let err: String = r.get::<_, Option<String>>(10)?.unwrap_or_default();
+            let (reason, detail) = err.split_once(": ").unwrap_or((err.as_str(), ""));
+            PdqResult::Failed { reason: reason.to_string(), detail: detail.to_string() }
+        }
+    };
+    Ok(StoredContent {
+        digests: d,
+        pdq,
+        first_seen_ms: r.get(11)?,
+        scan: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+    })
+}
+
+/// Unix milliseconds as RFC 3339 (UTC, milliseconds), as every store
+/// shows times; negative times as the epoch.
+pub fn rfc3339(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
@@ -737,7 +1086,9 @@ fn query_hits(c: &Connection, f: &HitFilter) -> Result<Vec<Hit>, StoreError> {
     let mut st = c.prepare(
         "SELECT ct.blake3, ct.md5, ct.sha1, ct.sha256, ct.bytes, ct.first_seen, ct.last_seen, ct.score,
                 ct.match_kind, ct.match_algo, ct.distance, ct.reference_version, ct.reasons,
-                cs.status, cs.scan, ct.pdq, ct.pdq_quality, ct.pdq_error, ct.width, ct.height
+                cs.status, cs.scan, ct.pdq, ct.pdq_quality, ct.pdq_error, ct.width, ct.height,
+                coalesce((SELECT json_extract(s.config, '$.ignore_robots') FROM scans s WHERE s.id = cs.scan), 0),
+                ct.factors, cs.online, cs.last_checked_at, cs.offline_since, cs.last_online_at
          FROM contents ct LEFT JOIN cases cs ON cs.blake3 = ct.blake3
          WHERE (?1 OR cs.id IS NOT NULL)
            AND (?2 IS NULL OR ct.score >= ?2)
@@ -766,6 +1117,14 @@ fn query_hits(c: &Connection, f: &HitFilter) -> Result<Vec<Hit>, StoreError> {
                 pdq_error: r.get(17)?,
                 width: r.get(18)?,
                 height: r.get(19)?,
+                robots_ignored: r.get::<_, Option<bool>>(20)?.unwrap_or(false),
+                online: r.get(22)?,
+                last_checked: r.get::<_, Option<i64>>(23)?.map(rfc3339),
+                offline_since: r.get::<_, Option<i64>>(24)?.map(rfc3339),
+                last_online: r.get::<_, Option<i64>>(25)?.map(rfc3339),
+                removal_secs: r
+                    .get::<_, Option<i64>>(24)?
+                    .map(|off| (off - r.get::<_, i64>(5).unwrap_or(off)).max(0) as f64 / 1000.0),
                 first_seen: rfc3339(r.get(5)?),
                 last_seen: rfc3339(r.get(6)?),
                 score: r.get(7)?,
@@ -774,11 +1133,13 @@ fn query_hits(c: &Connection, f: &HitFilter) -> Result<Vec<Hit>, StoreError> {
                 distance: r.get(10)?,
                 reference_version: r.get(11)?,
                 reasons: Vec::new(),
+                factors: Vec::new(),
                 status: r.get::<_, Option<String>>(13)?.unwrap_or_else(|| "none".into()),
                 scan: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
             },
             r.get::<_, String>(8)?,
             r.get::<_, String>(12)?,
+            r.get::<_, String>(21)?,
         ))
     })?;
     let mut images = c.prepare_cached(
@@ -790,11 +1151,16 @@ fn query_hits(c: &Connection, f: &HitFilter) -> Result<Vec<Hit>, StoreError> {
     )?;
     let mut out = Vec::new();
     for row in rows {
-        let (key, mut hit, kind, reasons) = row?;
+        let (key, mut hit, kind, reasons, factors) = row?;
         hit.match_kind = MatchKind::parse(&kind)?;
         hit.reasons = serde_json::from_str(&reasons).map_err(|e| StoreError::Corrupt {
             table: "contents",
             column: "reasons",
+            detail: e.to_string(),
+        })?;
+        hit.factors = serde_json::from_str(&factors).map_err(|e| StoreError::Corrupt {
+            table: "contents",
+            column: "factors",
             detail: e.to_string(),
         })?;
         let imgs = images
@@ -808,19 +1174,7 @@ fn query_hits(c: &Connection, f: &HitFilter) -> Result<Vec<Hit>, StoreError> {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         for (id, host, ip, scan) in imgs {
-            if hit.image_urls.is_empty() {
-                hit.image_url = id.clone();
-                hit.host = host;
-                if hit.scan.is_empty() {
-                    hit.scan = scan;
-                }
-            }
-            if !hit.image_urls.contains(&id) {
-                hit.image_urls.push(id);
-            }
-            if let Some(ip) = ip.filter(|ip| !hit.ips.contains(ip)) {
-                hit.ips.push(ip);
-            }
+            hit.add_image(id, host, ip, scan);
         }
         hit.page_urls = pages.query_map(params![key, f.scan], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
         out.push(hit);
@@ -828,114 +1182,49 @@ fn query_hits(c: &Connection, f: &HitFilter) -> Result<Vec<Hit>, StoreError> {
     Ok(out)
 }
 
+mod evidence;
+pub mod review;
+pub use review::ReviewStore;
+mod schedule;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub use evidence::{origin_of, EvidenceStore, HostEvidence, PageEvidence, RawEvidence, MAX_HOSTS, MAX_LISTED_PAGES};
+pub use schedule::{HostFindings, Schedule, SCHEDULE_STATES};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn image(scan: &str, id: &str, page: Option<&str>, data: &[u8], at: i64) -> ImageRecord {
-        ImageRecord {
-            scan: scan.into(),
-            image_id: id.into(),
-            page_url: page.map(Into::into),
-            host: "img.site0.test".into(),
-            ip: Some("127.77.0.2".into()),
-            digests: Digests::of(data),
-            pdq: PdqResult::Failed { reason: "unknown_format".into(), detail: "test bytes".into() },
-            fetched_at_ms: at,
+    #[test]
+    fn times_are_utc_rfc3339_with_milliseconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+    }
+
+    #[test]
+    fn many_workers_opening_a_new_file_at_once_all_succeed() {
+        // Cluster workers start together on one new file (CI once saw a
+        // matcher die with "database is locked" here).
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("hashscan.db");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(12));
+            let openers: Vec<_> = (0..12)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        SqliteStore::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for o in openers {
+                o.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+            }
         }
-    }
-
-    fn exact() -> Assessment {
-        Assessment {
-            score: 1.0,
-            match_kind: MatchKind::Exact,
-            match_algo: Some("sha1".into()),
-            distance: Some(0),
-            reference_version: Some("abcd".into()),
-            reasons: vec![Reason { factor: "exact_match".into(), value: 1.0, weight: 1.0, note: "sha1 listed".into() }],
-        }
-    }
-
-    #[tokio::test]
-    async fn sightings_join_edges_and_images_in_any_order() {
-        let s = SqliteStore::in_memory().unwrap();
-        // Edge first, image later, and a second page after.
-        s.record_edges("s1", "http://www.site0.test/a", &["http://img/x.png".into()], 10).await.unwrap();
-        s.record_image(image("s1", "http://img/x.png", None, b"x", 20)).await.unwrap();
-        s.record_edges("s1", "http://www.site0.test/b", &["http://img/x.png".into()], 30).await.unwrap();
-        let c = s.counts(None).await.unwrap();
-        assert_eq!((c.images, c.contents, c.edges, c.sightings, c.cases), (1, 1, 2, 2, 0));
-        let hits = s.hits(HitFilter { all: true, ..Default::default() }).await.unwrap();
-        assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].page_urls, vec!["http://www.site0.test/a", "http://www.site0.test/b"]);
-        assert_eq!(hits[0].status, "none");
-        assert!(s.hits(HitFilter::default()).await.unwrap().is_empty(), "no case, no hit");
-    }
-
-    #[tokio::test]
-    async fn redelivery_changes_nothing() {
-        let s = SqliteStore::in_memory().unwrap();
-        for _ in 0..3 {
-            s.record_image(image("s1", "http://img/x.png", Some("http://p/1"), b"x", 5)).await.unwrap();
-            s.record_assessment(Digests::of(b"x").blake3, exact()).await.unwrap();
-            s.open_case(Digests::of(b"x").blake3, 1.0, "s1", 5).await.unwrap();
-        }
-        let c = s.counts(Some("s1".into())).await.unwrap();
-        assert_eq!((c.images, c.contents, c.edges, c.sightings, c.cases), (1, 1, 1, 1, 1));
-    }
-
-    #[tokio::test]
-    async fn hits_carry_hashes_reasons_and_times() {
-        let s = SqliteStore::in_memory().unwrap();
-        s.record_image(image("s1", "http://img/x.png", Some("http://p/1"), b"abc", 1_000)).await.unwrap();
-        s.record_image(image("s1", "http://img/copy.png", Some("http://p/2"), b"abc", 2_000)).await.unwrap();
-        s.record_image(image("s1", "http://img/y.png", Some("http://p/1"), b"other", 1_500)).await.unwrap();
-        let key = Digests::of(b"abc").blake3;
-        s.record_assessment(key, exact()).await.unwrap();
-        let id = s.open_case(key, 1.0, "s1", 1_000).await.unwrap();
-        assert_eq!(s.open_case(key, 0.5, "s1", 3_000).await.unwrap(), id, "one case per image");
-        let hits = s.hits(HitFilter::default()).await.unwrap();
-        assert_eq!(hits.len(), 1);
-        let h = &hits[0];
-        assert_eq!(h.md5, "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(h.image_url, "http://img/x.png");
-        assert_eq!(h.image_urls, vec!["http://img/x.png", "http://img/copy.png"]);
-        assert_eq!(h.page_urls, vec!["http://p/1", "http://p/2"]);
-        assert_eq!(h.match_kind, MatchKind::Exact);
-        assert_eq!(h.score, 1.0);
-        assert_eq!(h.status, "open");
-        assert_eq!(h.first_seen, "1970-01-01T00:00:01.000Z");
-        assert_eq!(h.last_seen, "1970-01-01T00:00:02.000Z");
-        assert_eq!(h.reasons, exact().reasons);
-        let all = s.hits(HitFilter { all: true, ..Default::default() }).await.unwrap();
-        assert_eq!(all.len(), 2);
-        assert_eq!(all[0].blake3, h.blake3, "cases first");
-        let none = s.hits(HitFilter { all: true, min_score: Some(0.5), ..Default::default() }).await.unwrap();
-        assert_eq!(none.len(), 1);
-        let other = s.hits(HitFilter { all: true, scan: Some("s2".into()), ..Default::default() }).await.unwrap();
-        assert!(other.is_empty());
-    }
-
-    #[tokio::test]
-    async fn pdq_is_stored_and_a_later_hash_fills_an_earlier_failure() {
-        let s = SqliteStore::in_memory().unwrap();
-        let failed = image("s1", "http://img/x.jpg", Some("http://p/1"), b"x", 1);
-        s.record_image(failed.clone()).await.unwrap();
-        let all = s.hits(HitFilter { all: true, ..Default::default() }).await.unwrap();
-        assert_eq!((all[0].pdq.as_deref(), all[0].pdq_error.as_deref()), (None, Some("unknown_format: test bytes")));
-        let hash = PdqHash::from_bytes([0xab; 32]);
-        let hashed = ImageRecord {
-            image_id: "http://img/x2.jpg".into(),
-            pdq: PdqResult::Hashed { hash, quality: 87, width: 640, height: 480, scale: 1 },
-            ..failed
-        };
-        s.record_image(hashed).await.unwrap();
-        let all = s.hits(HitFilter { all: true, ..Default::default() }).await.unwrap();
-        let h = &all[0];
-        assert_eq!(h.pdq.as_deref(), Some(hash.to_hex().as_str()));
-        assert_eq!((h.pdq_quality, h.width, h.height, h.pdq_error.as_deref()), (Some(87), Some(640), Some(480), None));
-        let json = serde_json::to_value(h).unwrap();
-        assert!(json.get("pdq_error").is_none(), "absent, not null, when there is a hash");
     }
 
     #[tokio::test]

@@ -83,12 +83,23 @@ pub fn encode(img: &RgbImage, format: Format) -> Vec<u8> {
     let (w, h) = img.dimensions();
     // Encoding an in-memory RGB buffer into a Vec cannot fail for these sizes.
     let result = match format {
-        Format::Jpeg => {
-            JpegEncoder::new_with_quality(&mut out, 85).write_image(img, w, h, image::ExtendedColorType::Rgb8)
-        }
+        Format::Jpeg => return encode_jpeg(img, 85),
         Format::Png => PngEncoder::new(&mut out).write_image(img, w, h, image::ExtendedColorType::Rgb8),
     };
     result.map(|()| out).unwrap_or_default()
+}
+
+/// Encodes a picture as baseline JPEG at `quality` (1–100): re-encoded
+/// copies at a low quality are how the evaluation web makes variants of
+/// listed pictures.
+pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (w, h) = img.dimensions();
+    // Encoding an in-memory RGB buffer into a Vec cannot fail for these sizes.
+    JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .write_image(img, w, h, image::ExtendedColorType::Rgb8)
+        .map(|()| out)
+        .unwrap_or_default()
 }
 
 /// A picture drawn and encoded in one step.

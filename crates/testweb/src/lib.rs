@@ -12,6 +12,16 @@
 //! pictures we chose, never real material. The [`Manifest`] says what a full
 //! scan must find.
 //!
+//! A second, separate [`TrapWeb`] (module [`traps`]) serves hostile and
+//! broken hosts — robots rules, crawl delays, infinite URL spaces, redirect
+//! loops, a gzip bomb, slow and throttling servers, ETags, aliased names —
+//! with a [`TrapManifest`] of what a polite, robust crawler must do.
+//!
+//! A third, the evaluation web ([`EvalWeb`], module [`eval`]), gives every
+//! image content a ground-truth class (listed, variant, co-occurring,
+//! benign, lone neighbour, popular) so the risk score's precision and
+//! recall can be measured on webs it was not tuned on.
+//!
 //! Decision: every host gets its own 127.x address (all of 127/8 is loopback
 //! on Linux) and all hosts share one port, so URLs look like a real
 //! multi-host web, politeness can be measured per host and per address, and
@@ -19,9 +29,13 @@
 //! [`AccessEntry`] log is the evidence later tests use for politeness.
 #![deny(missing_docs)]
 
+pub mod eval;
 pub mod images;
 mod server;
+pub mod traps;
 mod web;
 
+pub use eval::{generate_eval, EvalClass, EvalContent, EvalPage, EvalSpec, EvalTruth, EvalWeb};
 pub use server::{AccessEntry, ServeError, TestWeb};
-pub use web::{generate, hosts, ContentTruth, Expected, HostInfo, Manifest, PageTruth, Web, WebSpec};
+pub use traps::{TrapManifest, TrapSpec, TrapWeb};
+pub use web::{generate, hosts, ContentTruth, Expected, HostInfo, Manifest, PageTruth, Resources, Web, WebSpec};

@@ -69,6 +69,52 @@ pub(crate) enum Resource {
     Redirect(String),
 }
 
+/// What every URL of a generated web serves, by host and path (with
+/// query): the one thing the shared server needs from a web.
+#[derive(Clone, Default)]
+pub struct Resources {
+    map: HashMap<(String, String), Resource>,
+}
+
+impl Resources {
+    /// Serves `resource` at (host, path).
+    pub(crate) fn insert(&mut self, key: (String, String), resource: Resource) {
+        self.map.insert(key, resource);
+    }
+
+    /// What `host` + `path` serves.
+    pub(crate) fn get(&self, host: &str, path: &str) -> Option<&Resource> {
+        self.map.get(&(host.to_string(), path.to_string()))
+    }
+
+    /// The body an absolute `http://host[:port]/path` URL serves (HTML or
+    /// image bytes), without a server: lets tests and evaluations look at
+    /// the web offline. `None` for redirects and unknown URLs.
+    pub fn body(&self, url: &str) -> Option<&[u8]> {
+        match self.get(&host_of(url).to_ascii_lowercase(), path_of(url))? {
+            Resource::Html(html) => Some(html.as_bytes()),
+            Resource::Bytes { body, .. } => Some(body),
+            Resource::Redirect(_) => None,
+        }
+    }
+
+    /// Number of URLs served.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when nothing is served.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl crate::server::Lookup for Resources {
+    fn lookup(&self, host: &str, path: &str) -> Option<&Resource> {
+        self.get(host, path)
+    }
+}
+
 /// A host of the test web and the loopback address it is served on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostInfo {
@@ -180,7 +226,7 @@ impl Manifest {
 
 /// A generated web: what every URL serves, and the truth about it.
 pub struct Web {
-    pub(crate) resources: HashMap<(String, String), Resource>,
+    pub(crate) resources: Resources,
     pub(crate) manifest: Manifest,
     pub(crate) reference_csv: String,
 }
@@ -206,9 +252,11 @@ impl Web {
     pub fn is_empty(&self) -> bool {
         self.resources.is_empty()
     }
+}
 
-    pub(crate) fn lookup(&self, host: &str, path: &str) -> Option<&Resource> {
-        self.resources.get(&(host.to_string(), path.to_string()))
+impl crate::server::Lookup for Web {
+    fn lookup(&self, host: &str, path: &str) -> Option<&Resource> {
+        self.resources.get(host, path)
     }
 }
 
@@ -240,7 +288,7 @@ struct Builder {
     rng: ChaCha8Rng,
     port: u16,
     contents: Vec<ContentDef>,
-    resources: HashMap<(String, String), Resource>,
+    resources: Resources,
     /// Absolute URL → content, for image URLs (redirect targets included).
     image_content: HashMap<String, usize>,
     redirects: HashMap<String, String>,
@@ -325,7 +373,7 @@ impl Builder {
     }
 }
 
-fn registrable(host: &str) -> String {
+pub(crate) fn registrable(host: &str) -> String {
     let labels: Vec<&str> = host.rsplitn(3, '.').collect();
     match labels.as_slice() {
         [tld, name, ..] => format!("{name}.{tld}"),
@@ -333,13 +381,13 @@ fn registrable(host: &str) -> String {
     }
 }
 
-fn host_of(url: &str) -> &str {
+pub(crate) fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let end = rest.find(['/', ':']).unwrap_or(rest.len());
     &rest[..end]
 }
 
-fn path_of(url: &str) -> &str {
+pub(crate) fn path_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.find('/').map_or("/", |i| &rest[i..])
 }
@@ -384,7 +432,7 @@ pub fn generate(spec: &WebSpec, port: u16) -> Web {
         rng: ChaCha8Rng::seed_from_u64(spec.seed),
         port,
         contents: Vec::new(),
-        resources: HashMap::new(),
+        resources: Resources::default(),
         image_content: HashMap::new(),
         redirects: HashMap::new(),
         fakes: HashSet::new(),

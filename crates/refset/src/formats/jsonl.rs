@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{set_hex, Entries, Entry, ParsedList, BOM};
+use super::{set_hex, Entry, ParsedList, BOM};
 use crate::error::redact;
 use crate::{Algo, Column, ErrorKind, RowError, Warning};
 
@@ -15,13 +15,7 @@ const HASH_OUTPUT_KEYS: [&str; 8] =
 
 pub(super) fn parse(source: &str, body: &[u8]) -> ParsedList {
     let body = body.strip_prefix(BOM).unwrap_or(body);
-    let mut out = ParsedList {
-        entries: Entries::default(),
-        warnings: Vec::new(),
-        errors: Vec::new(),
-        rows: 0,
-        columns: Vec::new(),
-    };
+    let mut out = ParsedList::default();
     let mut unknown = BTreeSet::new();
     let mut first_unknown_line = 0;
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {

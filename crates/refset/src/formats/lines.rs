@@ -59,13 +59,7 @@ pub(super) fn parse_hashes(source: &str, body: &[u8], algo: Algo) -> ParsedList 
 
 /// `algo,hex[,id]` per line: signal exports (`pdq,<hex>`), any mix of algorithms.
 pub(super) fn parse_signals(source: &str, body: &[u8]) -> ParsedList {
-    let mut out = ParsedList {
-        entries: Entries::default(),
-        warnings: Vec::new(),
-        errors: Vec::new(),
-        rows: 0,
-        columns: Vec::new(),
-    };
+    let mut out = ParsedList::default();
     for (line, raw) in data_lines(body) {
         out.rows += 1;
         let Ok(text) = std::str::from_utf8(raw) else {

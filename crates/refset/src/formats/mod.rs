@@ -126,6 +126,7 @@ impl Entries {
 }
 
 /// One list file read: its entries, and everything wrong with it.
+#[derive(Default)]
 pub(crate) struct ParsedList {
     pub(crate) entries: Entries,
     pub(crate) warnings: Vec<Warning>,

@@ -1,0 +1,6 @@
+//! Cluster mode.
+#![deny(missing_docs)]
+pub mod config;
+pub mod http;
+pub mod registry;
+pub mod roles;
