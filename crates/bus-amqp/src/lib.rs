@@ -58,6 +58,10 @@ pub struct AmqpConfig {
     pub publish_timeout: Duration,
     /// Longest pause between reconnection attempts.
     pub max_backoff: Duration,
+    /// Longest wait for one broker round trip (connecting, a confirm, a
+    /// subscription): a broker that accepts TCP but never answers (booting,
+    /// or a connection dead without a reset) must not hang a worker.
+    pub op_timeout: Duration,
 }
 
 impl Default for AmqpConfig {
@@ -69,6 +73,7 @@ impl Default for AmqpConfig {
             delivery_limit: 5,
             publish_timeout: Duration::from_secs(60),
             max_backoff: Duration::from_secs(5),
+            op_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -185,16 +190,34 @@ impl AmqpBus {
             .with_executor(tokio_executor_trait::Tokio::current())
             .with_reactor(tokio_reactor_trait::Tokio::current())
             .with_connection_name(format!("hashscan-{}", std::process::id()).into());
-        let connection = Connection::connect(&self.inner.config.url, props).await.map_err(|e| broker("connect", e))?;
-        let publisher = connection.create_channel().await.map_err(|e| broker("open channel", e))?;
-        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| broker("confirm mode", e))?;
-        declare(&publisher, &self.inner.config).await?;
+        let setup = async {
+            let connection =
+                Connection::connect(&self.inner.config.url, props).await.map_err(|e| broker("connect", e))?;
+            let publisher = connection.create_channel().await.map_err(|e| broker("open channel", e))?;
+            publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| broker("confirm mode", e))?;
+            declare(&publisher, &self.inner.config).await?;
+            Ok::<_, BusError>((connection, publisher))
+        };
+        let (connection, publisher) = self.bounded("connect", setup).await?;
         let live = Live { connection: Arc::new(connection), publisher };
         *guard = Some(live.clone());
         self.inner.connected.store(true, Ordering::Relaxed);
         self.inner.stats.connects.fetch_add(1, Ordering::Relaxed);
         tracing::info!(prefix = %self.inner.config.prefix, "connected to RabbitMQ");
         Ok(live)
+    }
+
+    /// `op`, or an error once it took longer than `op_timeout`.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        op: impl std::future::Future<Output = Result<T, BusError>>,
+    ) -> Result<T, BusError> {
+        let limit = self.inner.config.op_timeout;
+        match tokio::time::timeout(limit, op).await {
+            Ok(r) => r,
+            Err(_) => Err(BusError::Broker(format!("{what}: no answer from RabbitMQ in {} s", limit.as_secs_f64()))),
+        }
     }
 
     /// Forgets a broken connection so the next call reconnects.
@@ -225,7 +248,7 @@ impl AmqpBus {
                     Confirmation::Nack(_) => Err(BusError::Broker("the broker refused the message (nack)".into())),
                 }
             };
-            match attempt.await {
+            match self.bounded("publish", attempt).await {
                 Ok(()) => {
                     self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
@@ -402,20 +425,17 @@ struct AmqpConsumer {
 impl AmqpConsumer {
     async fn subscribe(&mut self) -> Result<(), BusError> {
         let live = self.bus.live().await?;
-        let channel = live.connection.create_channel().await.map_err(|e| broker("open channel", e))?;
-        channel
-            .basic_qos(self.bus.inner.config.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| broker("prefetch", e))?;
-        let consumer = channel
-            .basic_consume(
-                &self.bus.inner.config.queue(self.topic),
-                "",
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| broker("consume", e))?;
+        let (config, topic) = (&self.bus.inner.config, self.topic);
+        let open = async {
+            let channel = live.connection.create_channel().await.map_err(|e| broker("open channel", e))?;
+            channel.basic_qos(config.prefetch, BasicQosOptions::default()).await.map_err(|e| broker("prefetch", e))?;
+            let consumer = channel
+                .basic_consume(&config.queue(topic), "", BasicConsumeOptions::default(), FieldTable::default())
+                .await
+                .map_err(|e| broker("consume", e))?;
+            Ok::<_, BusError>((channel, consumer))
+        };
+        let (channel, consumer) = self.bus.bounded("subscribe", open).await?;
         self.stream = Some((channel, consumer));
         self.backoff = Duration::from_millis(100);
         Ok(())

@@ -134,3 +134,44 @@ async fn queue_depth_counts_waiting_messages() {
     b.delete_topology().await.unwrap();
     b.close().await;
 }
+
+/// A consumer dropped while its delivery is unacked, on a connection that
+/// stays up (a scheduler resuming a scan after a Redis outage): the next
+/// consumer of the same bus gets the message, and no later message goes to
+/// the dropped one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_consumer_hands_its_unacked_work_to_the_next_on_the_same_connection() {
+    let a = bus(5).await;
+    let work = |n: usize| {
+        Message::Match(hashscan_bus::MatchWork::PageImages {
+            scan: "t".into(),
+            page_url: task(n).url,
+            images: vec![],
+            seen_at_ms: 1,
+        })
+    };
+    a.publish(work(1)).await.unwrap();
+    let mut first = a.consume(Topic::Match).await.unwrap();
+    let held = tokio::time::timeout(Duration::from_secs(10), first.next()).await.unwrap().unwrap();
+    drop(held);
+    drop(first);
+    a.publish(work(2)).await.unwrap();
+    let mut next = a.consume(Topic::Match).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let d = tokio::time::timeout(Duration::from_secs(10), next.next())
+            .await
+            .expect("both messages reach the live consumer")
+            .unwrap();
+        if let Message::Match(hashscan_bus::MatchWork::PageImages { page_url, .. }) = &d.message {
+            got.push(page_url.to_string());
+        }
+        d.ack().await.unwrap();
+    }
+    got.sort();
+    let mut want = vec![task(1).url.to_string(), task(2).url.to_string()];
+    want.sort();
+    assert_eq!(got, want);
+    a.delete_topology().await.unwrap();
+    a.close().await;
+}

@@ -128,6 +128,9 @@ pub enum FailReason {
     /// robots.txt asks for a longer Crawl-delay than the scan allows; the
     /// host was left alone.
     CrawlDelay,
+    /// The task was handed out several times and never reported (lost in
+    /// a fetcher or dead-lettered); see the scheduler's task lease.
+    Lost,
 }
 
 impl FailReason {
@@ -149,6 +152,7 @@ impl FailReason {
             Self::RobotsUnavailable => "robots_unavailable",
             Self::Throttled => "throttled",
             Self::CrawlDelay => "crawl_delay",
+            Self::Lost => "lost",
         }
     }
 }

@@ -96,8 +96,24 @@ fn killing_the_scheduler_mid_scan_and_restarting_it_loses_nothing() {
     // Kill it once the scan is well under way.
     c.wait_running("s1", 5);
     c.workers.kill(0);
+    let before = c.status("s1");
     std::thread::sleep(Duration::from_millis(500));
     c.spawn("scheduler");
+    // The resumed run's first progress report goes on from the saved counts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = c.status("s1");
+        let resumed = now["started_at_ms"] != before["started_at_ms"]
+            && now["updated_at_ms"].as_u64() > now["started_at_ms"].as_u64();
+        if resumed || now["status"] != "running" {
+            if now["status"] == "running" {
+                assert!(now["pages"].as_u64() >= before["pages"].as_u64(), "progress went back: {before} then {now}");
+            }
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the restarted scheduler never reported: {now}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let status = c.wait("s1");
     let restarted = std::fs::read_to_string(&c.workers.children.last().unwrap().2).unwrap();
     assert!(restarted.contains("resuming a scan from its saved state"), "the kill landed mid-scan: {restarted}");

@@ -169,11 +169,14 @@ pub struct SchedulerSection {
     /// After a scheduler restart, how long tasks handed out before it may
     /// still report before they are handed out again.
     pub resume_grace_secs: f64,
+    /// How long a task may go without a report before it is handed out
+    /// again (a fetcher died with it, or it was dead-lettered).
+    pub task_lease_secs: f64,
 }
 
 impl Default for SchedulerSection {
     fn default() -> Self {
-        Self { max_in_flight: 64, resume_grace_secs: 60.0 }
+        Self { max_in_flight: 64, resume_grace_secs: 60.0, task_lease_secs: 300.0 }
     }
 }
 

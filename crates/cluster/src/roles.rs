@@ -520,6 +520,7 @@ async fn run_scan(
         SchedulerConfig {
             max_in_flight: config.scheduler.max_in_flight,
             resume_grace: Duration::from_secs_f64(config.scheduler.resume_grace_secs.clamp(0.0, 86_400.0)),
+            task_lease: Duration::from_secs_f64(config.scheduler.task_lease_secs.clamp(1.0, 86_400.0)),
             ..spec.plan.crawl.clone()
         },
         progress.clone(),

@@ -142,6 +142,8 @@ pub struct ScanSummary {
     pub throttled: u64,
     /// Reports for a task already reported (redelivered work), dropped.
     pub duplicate_reports: u64,
+    /// Tasks handed out again because their lease lapsed without a report.
+    pub lease_renewals: u64,
     /// Messages published for the matchers (by fetchers and by replays):
     /// matching of the scan is complete when this many were processed.
     pub match_messages: u64,
@@ -192,6 +194,13 @@ pub struct SchedulerConfig {
     /// After a restart, how long a task handed out before it may still
     /// report; then it is handed out again (it may never have left).
     pub resume_grace: Duration,
+    /// How long a task handed out may go without a report before it is
+    /// handed out again: a fetcher died with it, or the broker
+    /// dead-lettered it. Without a lease one lost message stalls a scan.
+    pub task_lease: Duration,
+    /// Hand-outs again after a lapsed lease before the URL ends as failed
+    /// (reason `lost`), so a task that always vanishes cannot loop.
+    pub lease_retries: u8,
 }
 
 impl Default for SchedulerConfig {
@@ -210,6 +219,8 @@ impl Default for SchedulerConfig {
             max_retry_after: Duration::from_secs(300),
             conditional: true,
             resume_grace: Duration::from_secs(60),
+            task_lease: Duration::from_secs(300),
+            lease_retries: 2,
         }
     }
 }
@@ -286,6 +297,21 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The earlier of two optional times.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A task handed out: when it is handed out again, and how often it was.
+struct Lease {
+    due: Instant,
+    task: FetchTask,
+    renewals: u8,
+}
+
 fn later(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -307,13 +333,10 @@ pub struct Scheduler<S> {
     robots: HashMap<String, RobotsState>,
     ready: BinaryHeap<Reverse<(Instant, String)>>,
     in_ready: HashSet<String>,
-    /// URLs handed out and not reported yet: a second report for one (a
-    /// fetcher died after reporting, before its ack, and the task was done
-    /// again) is recognised and dropped.
-    outstanding: HashSet<String>,
-    /// Tasks handed out before a restart, handed out again at these times
-    /// unless they report first.
-    resend: Vec<(Instant, FetchTask)>,
+    /// Tasks handed out and not reported yet, by URL, with their leases: a
+    /// second report for one (a fetcher died after reporting, before its
+    /// ack, and the task was done again) is recognised and dropped.
+    outstanding: HashMap<String, Lease>,
     in_flight: usize,
     queued: u64,
     summary: ScanSummary,
@@ -342,8 +365,7 @@ impl<S: FrontierStore> Scheduler<S> {
             robots: HashMap::new(),
             ready: BinaryHeap::new(),
             in_ready: HashSet::new(),
-            outstanding: HashSet::new(),
-            resend: Vec::new(),
+            outstanding: HashMap::new(),
             in_flight: 0,
             queued: 0,
             summary: ScanSummary::default(),
@@ -390,6 +412,15 @@ impl<S: FrontierStore> Scheduler<S> {
             tracing::warn!(error = %e, "saved scheduler state unreadable; counting afresh");
             ScanSummary::default()
         });
+        // The live counters go on from the saved ones: a status read after a
+        // resume never shows a scan going backwards.
+        let (p, sum) = (&self.progress, &self.summary);
+        p.pages.store(sum.pages, Ordering::Relaxed);
+        p.images.store(sum.images, Ordering::Relaxed);
+        p.data_images.store(sum.data_images, Ordering::Relaxed);
+        p.redirects.store(sum.redirects, Ordering::Relaxed);
+        p.failed.store(sum.failed_total(), Ordering::Relaxed);
+        p.bytes.store(sum.bytes, Ordering::Relaxed);
         let (now, now_unix) = (Instant::now(), now_ms());
         for (host, at) in &saved.ready_at_ms {
             let wait = Duration::from_millis((*at - now_unix).max(0) as u64);
@@ -416,8 +447,7 @@ impl<S: FrontierStore> Scheduler<S> {
             }
             h.key = Some(key.clone());
             self.slots.entry(key).or_default().in_flight = true;
-            self.outstanding.insert(task.url.to_string());
-            self.resend.push((resend_at, task));
+            self.outstanding.insert(task.url.to_string(), Lease { due: resend_at, task, renewals: 0 });
         }
         let hosts: Vec<String> = self.hosts.keys().cloned().collect();
         for host in hosts {
@@ -432,15 +462,34 @@ impl<S: FrontierStore> Scheduler<S> {
         Ok(true)
     }
 
-    /// Hands out again the tasks of before a restart that never reported.
-    async fn resend_due(&mut self) -> Result<(), SchedulerError> {
+    /// Hands out again the tasks whose lease lapsed without a report (or
+    /// that were out before a restart), and ends those that lapsed too
+    /// often as failed `lost`.
+    async fn renew_lapsed(&mut self) -> Result<(), SchedulerError> {
         let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.resend).into_iter().partition(|(t, _)| *t <= now);
-        self.resend = later;
-        for (_, task) in due {
-            if self.outstanding.contains(task.url.as_str()) {
-                tracing::info!(url = %task.url, "no report since the restart; handing the task out again");
+        let lapsed: Vec<String> =
+            self.outstanding.iter().filter(|(_, l)| l.due <= now).map(|(u, _)| u.clone()).collect();
+        for url in lapsed {
+            let Some(lease) = self.outstanding.get_mut(&url) else { continue };
+            if lease.renewals < self.config.lease_retries {
+                lease.renewals += 1;
+                lease.due = now + self.config.task_lease;
+                let task = lease.task.clone();
+                tracing::warn!(url = %task.url, renewal = lease.renewals, "no report for a task handed out; handing it out again");
+                self.summary.lease_renewals += 1;
                 self.bus.publish(Message::Fetch(task)).await?;
+            } else {
+                let detail = format!("no report after {} hand-outs", u32::from(lease.renewals) + 1);
+                tracing::warn!(url = %url, "{detail}; the URL ends as lost");
+                let report = FetchReport {
+                    task: lease.task.clone(),
+                    started_at_ms: now_ms(),
+                    ip: None,
+                    validators: None,
+                    outcome: Outcome::Failed { reason: FailReason::Lost, detail },
+                    match_messages: 0,
+                };
+                self.on_report(report).await?;
             }
         }
         Ok(())
@@ -451,24 +500,24 @@ impl<S: FrontierStore> Scheduler<S> {
         rx: &mut tokio::sync::mpsc::Receiver<hashscan_bus::Delivery>,
     ) -> Result<(), SchedulerError> {
         loop {
-            self.resend_due().await?;
+            self.renew_lapsed().await?;
             self.dispatch().await?;
             if self.in_flight == 0 && self.queued == 0 {
                 return Ok(());
             }
-            let resend = self.resend.iter().map(|(t, _)| *t).min();
-            let wake = match (self.ready.peek().map(|Reverse((t, _))| *t), resend) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let delivery = match wake {
-                Some(t) if self.in_flight < self.config.max_in_flight => {
+            // A due host only matters while there is room to send; a lease
+            // lapses whatever the room.
+            let ready =
+                self.ready.peek().map(|Reverse((t, _))| *t).filter(|_| self.in_flight < self.config.max_in_flight);
+            let lapse = self.outstanding.values().map(|l| l.due).min();
+            let delivery = match earliest(ready, lapse) {
+                Some(t) => {
                     tokio::select! {
                         d = rx.recv() => d,
                         _ = tokio::time::sleep_until(t.into()) => continue,
                     }
                 }
-                _ => rx.recv().await,
+                None => rx.recv().await,
             };
             let Some(delivery) = delivery else {
                 return Err(SchedulerError::Bus(BusError::Closed));
@@ -632,7 +681,8 @@ impl<S: FrontierStore> Scheduler<S> {
         h.key = Some(key.to_string());
         self.slots.entry(key.to_string()).or_default().in_flight = true;
         self.in_flight += 1;
-        self.outstanding.insert(task.url.to_string());
+        let lease = Lease { due: Instant::now() + self.config.task_lease, task: task.clone(), renewals: 0 };
+        self.outstanding.insert(task.url.to_string(), lease);
         self.bus.publish(Message::Fetch(task)).await?;
         Ok(())
     }
@@ -714,7 +764,7 @@ impl<S: FrontierStore> Scheduler<S> {
     }
 
     async fn on_report(&mut self, report: FetchReport) -> Result<(), SchedulerError> {
-        if !self.outstanding.remove(report.task.url.as_str()) {
+        if self.outstanding.remove(report.task.url.as_str()).is_none() {
             tracing::debug!(url = %report.task.url, "a second report for a task; dropped");
             self.summary.duplicate_reports += 1;
             return Ok(());

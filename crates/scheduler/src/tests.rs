@@ -46,6 +46,22 @@ async fn scan(
     store: SqliteStore,
     script: Arc<Script>,
 ) -> (ScanSummary, Vec<(Instant, String)>, SqliteStore) {
+    scan_losing(seeds, config, book, store, script, Arc::new(|_, _| false)).await
+}
+
+/// Whether the fetcher loses the task (acks it and never reports), given
+/// the task and how many times its URL was asked before.
+type Vanish = dyn Fn(&FetchTask, u32) -> bool + Send + Sync;
+
+/// [`scan`] with a fetcher that loses the tasks `vanish` picks.
+async fn scan_losing(
+    seeds: &[&str],
+    config: SchedulerConfig,
+    book: Arc<dyn AddressBook>,
+    store: SqliteStore,
+    script: Arc<Script>,
+    vanish: Arc<Vanish>,
+) -> (ScanSummary, Vec<(Instant, String)>, SqliteStore) {
     let bus = MemoryBus::new(256);
     let seen: Seen = Arc::default();
     let fetcher = {
@@ -58,8 +74,12 @@ async fn scan(
                 d.ack().await.unwrap();
                 seen.lock().unwrap().push((Instant::now(), task.url.to_string()));
                 let n = asked.entry(task.url.to_string()).or_default();
+                let lost = vanish(&task, *n);
                 let outcome = script(&task, *n);
                 *n += 1;
+                if lost {
+                    continue;
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 let report =
                     FetchReport { task, started_at_ms: 1, ip: None, validators: None, outcome, match_messages: 0 };
@@ -244,5 +264,46 @@ async fn not_modified_replays_the_earlier_fetch() {
     assert_eq!(summary.pages, 1, "the remembered link was followed");
     assert!(seen.iter().any(|(_, u)| u == "http://a.test/i.png"), "the remembered image was offered");
     assert_eq!(asked.lock().unwrap()[1], Some(etag), "the page request was conditional");
+    assert_eq!(summary.unaccounted(), 0);
+}
+
+#[tokio::test]
+async fn a_task_that_never_reports_is_handed_out_again_then_ends_as_lost() {
+    let script: Arc<Script> = Arc::new(|t, _| match t.url.path() {
+        "/robots.txt" => Outcome::Robots { status: 404, body: None },
+        "/" => page(&["http://a.test/late.html", "http://a.test/gone.html"], &[]),
+        _ => page(&[], &[]),
+    });
+    // late.html is lost once, gone.html every time.
+    let vanish: Arc<Vanish> = Arc::new(|t, n| match t.url.path() {
+        "/late.html" => n == 0,
+        "/gone.html" => true,
+        _ => false,
+    });
+    let config = SchedulerConfig { task_lease: Duration::from_millis(150), lease_retries: 2, ..fast() };
+    let store = SqliteStore::in_memory().unwrap();
+    let (summary, seen, _) =
+        scan_losing(&["http://a.test/"], config, Arc::new(NoAddressBook), store, script, vanish).await;
+    let asked = |p: &str| seen.iter().filter(|(_, u)| u.ends_with(p)).count();
+    assert_eq!(asked("/late.html"), 2, "{seen:?}");
+    assert_eq!(asked("/gone.html"), 3, "once and two renewals: {seen:?}");
+    assert_eq!(summary.lease_renewals, 3);
+    assert_eq!(summary.failed.get("lost"), Some(&1));
+    assert_eq!(summary.pages, 2);
+    assert_eq!(summary.unaccounted(), 0);
+}
+
+#[tokio::test]
+async fn a_lost_robots_txt_counts_as_unavailable_and_the_scan_still_ends() {
+    let script: Arc<Script> = Arc::new(|_, _| page(&[], &[]));
+    let vanish: Arc<Vanish> = Arc::new(|t, _| t.url.path() == "/robots.txt");
+    let config =
+        SchedulerConfig { task_lease: Duration::from_millis(60), lease_retries: 0, robots_attempts: 2, ..fast() };
+    let store = SqliteStore::in_memory().unwrap();
+    let (summary, seen, _) =
+        scan_losing(&["http://a.test/"], config, Arc::new(NoAddressBook), store, script, vanish).await;
+    assert!(seen.iter().all(|(_, u)| u.ends_with("/robots.txt")), "{seen:?}");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(summary.failed.get("robots_unavailable"), Some(&1));
     assert_eq!(summary.unaccounted(), 0);
 }

@@ -59,6 +59,21 @@ impl Workers {
         assert_eq!(&fields[4..6], ["0", "0"], "worker {i}: {line}");
     }
 
+    /// The last `n` lines of every worker's log, for a failure message.
+    pub fn log_tails(&self, n: usize) -> String {
+        let mut out = String::new();
+        for (role, _, log) in &self.children {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out += &format!("--- {role} ({}), last {n} lines:\n", log.display());
+            for l in &lines[lines.len().saturating_sub(n)..] {
+                out += l;
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// kill -9 of worker `i`, which leaves the list (it is not stopped again).
     pub fn kill(&mut self, i: usize) {
         let (_, mut child, _) = self.children.remove(i);
@@ -164,7 +179,7 @@ impl Cluster {
             format!(
                 "[amqp]\nprefix = {prefix:?}\n[redis]\nprefix = {prefix:?}\n[store]\ndata_dir = {:?}\n\
                  [fetcher]\nconcurrency = 4\nallow_net = [{:?}]\nresolve = [{}]\n[matcher]\nreference = {:?}\n\
-                 [scheduler]\nresume_grace_secs = 3\n",
+                 [scheduler]\nresume_grace_secs = 3\ntask_lease_secs = 20\n",
                 data.display().to_string(),
                 web.allow_net(),
                 resolve.join(", "),
@@ -240,9 +255,15 @@ impl Cluster {
                 assert_eq!(v["status"], "finished", "{v}");
                 return v;
             }
-            assert!(Instant::now() < deadline, "the cluster scan did not finish: {v}");
+            assert!(Instant::now() < deadline, "the cluster scan did not finish: {v}\n{}", self.workers.log_tails(40));
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+
+    /// The scan's state as `scan status --json` prints it.
+    pub fn status(&self, id: &str) -> serde_json::Value {
+        let cfg = self.config.to_str().unwrap();
+        serde_json::from_str(self.run(&["scan", "status", id, "--config", cfg, "--json"]).trim()).unwrap()
     }
 
     /// Waits until the scan is running and has fetched `pages` pages.
