@@ -10,7 +10,7 @@ use deadpool_postgres::{Object, Transaction};
 use hashscan_pdq::PdqHash;
 use hashscan_score::Decision;
 use hashscan_store::{
-    origin_of, EvidenceStore, HostEvidence, PageEvidence, RawEvidence, Reason, StoreError, MAX_HOSTS, MAX_LISTED_PAGES,
+    origin_of, EvidenceStore, HostEvidence, RawEvidence, Reason, StoreError, MAX_HOSTS, MAX_LISTED_PAGES,
 };
 use tokio_postgres::{IsolationLevel, Row};
 
@@ -95,15 +95,10 @@ async fn gather(tx: &Transaction<'_>, b: &[u8; 32]) -> Result<Option<RawEvidence
         let counts = (narrow(get(&r, 1)?, "edges", "image_id")?, narrow(get(&r, 2)?, "edges", "image_id")?);
         per_page.insert(get(&r, 0)?, counts);
     }
-    for url in page_urls {
-        let Some(&(others, listed)) = per_page.get(&url) else { continue };
-        if listed > 0 {
-            ev.pages_with_listed += 1;
-            ev.listed_pages.push(PageEvidence { url, domain: String::new(), others, listed });
-        }
-    }
-    ev.listed_pages.sort_by(|a, b| b.share().total_cmp(&a.share()).then_with(|| a.url.cmp(&b.url)));
-    ev.listed_pages.truncate(MAX_LISTED_PAGES);
+    ev.set_pages(page_urls.into_iter().filter_map(|url| {
+        let &(others, listed) = per_page.get(&url)?;
+        Some((url, others, listed))
+    }));
     Ok(Some(ev))
 }
 

@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use hashscan_store::review::{
-    host_of, revoke_audit, role_audit, Actor, AuditEntry, AuditFilter, CaseDetail, Changed, ClaimOutcome,
-    ClaimedOutcome, ExportFilter, ExportRow, Hotspots, NewAudit, PlaceKind, QueueFilter, QueueRow, ReviewStore,
-    TokenInfo, User, ROLES,
+    disable_audit, host_of, reset_audit, revoke_audit, role_audit, token_audit, user_add_audit, Actor, AuditEntry,
+    AuditFilter, CaseDetail, Changed, ClaimOutcome, ClaimedOutcome, ExportFilter, ExportRow, Hotspots, NewAudit,
+    PlaceKind, QueueFilter, QueueRow, ReviewStore, TokenInfo, User, ROLES,
 };
 use hashscan_store::{rfc3339, StoreError};
 use tokio_postgres::error::SqlState;
@@ -155,17 +155,7 @@ impl ReviewStore for PgStore {
             .await
             .map_err(db)?;
         if n == 1 {
-            insert_audit(
-                &tx,
-                &NewAudit {
-                    actor,
-                    action: "user_add".into(),
-                    after: Some(serde_json::json!({ "user": name, "role": role })),
-                    at_ms,
-                    ..NewAudit::default()
-                },
-            )
-            .await?;
+            insert_audit(&tx, &user_add_audit(actor, name, role, at_ms)).await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(n == 1)
@@ -210,18 +200,7 @@ impl ReviewStore for PgStore {
         let (id, before): (i64, bool) = (row.get(0), row.get(1));
         tx.execute("UPDATE users SET disabled = $2 WHERE id = $1", &[&id, &disabled]).await.map_err(db)?;
         tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&id]).await.map_err(db)?;
-        insert_audit(
-            &tx,
-            &NewAudit {
-                actor,
-                action: if disabled { "user_disable" } else { "user_enable" }.into(),
-                before: Some(serde_json::json!({ "user": name, "disabled": before })),
-                after: Some(serde_json::json!({ "user": name, "disabled": disabled })),
-                at_ms,
-                ..NewAudit::default()
-            },
-        )
-        .await?;
+        insert_audit(&tx, &disable_audit(actor, name, before, disabled, at_ms)).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -246,18 +225,7 @@ impl ReviewStore for PgStore {
         };
         let id: i64 = row.get(0);
         tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&id]).await.map_err(db)?;
-        insert_audit(
-            &tx,
-            &NewAudit {
-                actor,
-                action: "user_reset".into(),
-                after: Some(serde_json::json!({ "user": name })),
-                detail: Some("password replaced; sessions ended".into()),
-                at_ms,
-                ..NewAudit::default()
-            },
-        )
-        .await?;
+        insert_audit(&tx, &reset_audit(actor, name, at_ms)).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -286,17 +254,7 @@ impl ReviewStore for PgStore {
             .await
             .map_err(db)?
             .get(0);
-        insert_audit(
-            &tx,
-            &NewAudit {
-                actor,
-                action: "user_token".into(),
-                after: Some(serde_json::json!({ "user": name, "token_id": id, "label": label })),
-                at_ms,
-                ..NewAudit::default()
-            },
-        )
-        .await?;
+        insert_audit(&tx, &token_audit(actor, id, name, label, at_ms)).await?;
         tx.commit().await.map_err(db)?;
         Ok(Some(id))
     }

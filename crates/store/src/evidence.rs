@@ -48,6 +48,22 @@ pub struct RawEvidence {
     pub origins: Vec<(String, u64)>,
 }
 
+impl RawEvidence {
+    /// Takes each page's (URL, other images, listed among them) and keeps
+    /// the pages with listed material, most listed share first, at most
+    /// [`MAX_LISTED_PAGES`]: one rule for every store.
+    pub fn set_pages(&mut self, pages: impl IntoIterator<Item = (String, u64, u64)>) {
+        for (url, others, listed) in pages {
+            if listed > 0 {
+                self.pages_with_listed += 1;
+                self.listed_pages.push(PageEvidence { url, domain: String::new(), others, listed });
+            }
+        }
+        self.listed_pages.sort_by(|a, b| b.share().total_cmp(&a.share()).then_with(|| a.url.cmp(&b.url)));
+        self.listed_pages.truncate(MAX_LISTED_PAGES);
+    }
+}
+
 /// Reads circumstances and writes risk scores. Every store that holds
 /// sightings implements it, so scoring works the same on each.
 #[async_trait]
@@ -133,16 +149,13 @@ fn gather(c: &Connection, b: &[u8; 32]) -> Result<Option<RawEvidence>, StoreErro
               JOIN contents c ON c.blake3 = i.blake3 LEFT JOIN cases k ON k.blake3 = i.blake3
          WHERE e.page_url = ?1 AND i.blake3 != ?2"
     ))?;
+    let mut pages = Vec::with_capacity(page_urls.len());
     for url in page_urls {
         let (others, listed) =
             page.query_row(params![url, &b[..]], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))?;
-        if listed > 0 {
-            ev.pages_with_listed += 1;
-            ev.listed_pages.push(PageEvidence { url, domain: String::new(), others, listed });
-        }
+        pages.push((url, others, listed));
     }
-    ev.listed_pages.sort_by(|a, b| b.share().total_cmp(&a.share()).then_with(|| a.url.cmp(&b.url)));
-    ev.listed_pages.truncate(MAX_LISTED_PAGES);
+    ev.set_pages(pages);
     Ok(Some(ev))
 }
 

@@ -584,6 +584,52 @@ pub fn role_audit(actor: Actor, user: &str, before: &str, after: &str, at_ms: i6
     }
 }
 
+/// The audit entry of a new user, the same on every store.
+pub fn user_add_audit(actor: Actor, user: &str, role: &str, at_ms: i64) -> NewAudit {
+    NewAudit {
+        actor,
+        action: "user_add".into(),
+        after: Some(serde_json::json!({ "user": user, "role": role })),
+        at_ms,
+        ..NewAudit::default()
+    }
+}
+
+/// The audit entry of a user disabled or enabled, the same on every store.
+pub fn disable_audit(actor: Actor, user: &str, before: bool, disabled: bool, at_ms: i64) -> NewAudit {
+    NewAudit {
+        actor,
+        action: if disabled { "user_disable" } else { "user_enable" }.into(),
+        before: Some(serde_json::json!({ "user": user, "disabled": before })),
+        after: Some(serde_json::json!({ "user": user, "disabled": disabled })),
+        at_ms,
+        ..NewAudit::default()
+    }
+}
+
+/// The audit entry of a password reset (never the hash), the same on every store.
+pub fn reset_audit(actor: Actor, user: &str, at_ms: i64) -> NewAudit {
+    NewAudit {
+        actor,
+        action: "user_reset".into(),
+        after: Some(serde_json::json!({ "user": user })),
+        detail: Some("password replaced; sessions ended".into()),
+        at_ms,
+        ..NewAudit::default()
+    }
+}
+
+/// The audit entry of a new API token (never the token), the same on every store.
+pub fn token_audit(actor: Actor, id: i64, user: &str, label: &str, at_ms: i64) -> NewAudit {
+    NewAudit {
+        actor,
+        action: "user_token".into(),
+        after: Some(serde_json::json!({ "user": user, "token_id": id, "label": label })),
+        at_ms,
+        ..NewAudit::default()
+    }
+}
+
 /// The audit entry of a revoked API token, the same on every store.
 pub fn revoke_audit(actor: Actor, id: i64, user: &str, label: &str, at_ms: i64) -> NewAudit {
     NewAudit {
@@ -773,16 +819,7 @@ impl ReviewStore for SqliteStore {
                 params![name, role, hash, at_ms],
             )?;
             if n == 1 {
-                audit_in(
-                    &tx,
-                    &NewAudit {
-                        actor,
-                        action: "user_add".into(),
-                        after: Some(serde_json::json!({ "user": name, "role": role })),
-                        at_ms,
-                        ..NewAudit::default()
-                    },
-                )?;
+                audit_in(&tx, &user_add_audit(actor, &name, &role, at_ms))?;
             }
             tx.commit()?;
             Ok(n == 1)
@@ -828,17 +865,7 @@ impl ReviewStore for SqliteStore {
             let Some(before) = before else { return Ok(false) };
             tx.execute("UPDATE users SET disabled = ?2 WHERE name = ?1", params![name, disabled])?;
             tx.execute("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)", params![name])?;
-            audit_in(
-                &tx,
-                &NewAudit {
-                    actor,
-                    action: if disabled { "user_disable" } else { "user_enable" }.into(),
-                    before: Some(serde_json::json!({ "user": name, "disabled": before })),
-                    after: Some(serde_json::json!({ "user": name, "disabled": disabled })),
-                    at_ms,
-                    ..NewAudit::default()
-                },
-            )?;
+            audit_in(&tx, &disable_audit(actor, &name, before, disabled, at_ms))?;
             tx.commit()?;
             Ok(true)
         })
@@ -861,17 +888,7 @@ impl ReviewStore for SqliteStore {
                 return Ok(false);
             }
             tx.execute("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)", params![name])?;
-            audit_in(
-                &tx,
-                &NewAudit {
-                    actor,
-                    action: "user_reset".into(),
-                    after: Some(serde_json::json!({ "user": name })),
-                    detail: Some("password replaced; sessions ended".into()),
-                    at_ms,
-                    ..NewAudit::default()
-                },
-            )?;
+            audit_in(&tx, &reset_audit(actor, &name, at_ms))?;
             tx.commit()?;
             Ok(true)
         })
@@ -899,16 +916,7 @@ impl ReviewStore for SqliteStore {
                 params![uid, label, &token_hash[..], at_ms],
             )?;
             let id = tx.last_insert_rowid();
-            audit_in(
-                &tx,
-                &NewAudit {
-                    actor,
-                    action: "user_token".into(),
-                    after: Some(serde_json::json!({ "user": name, "token_id": id, "label": label })),
-                    at_ms,
-                    ..NewAudit::default()
-                },
-            )?;
+            audit_in(&tx, &token_audit(actor, id, &name, &label, at_ms))?;
             tx.commit()?;
             Ok(Some(id))
         })
