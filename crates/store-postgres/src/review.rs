@@ -3,6 +3,8 @@
 //! (`hashscan_store::review`) in PostgreSQL's dialect, with the same
 //! results. The case work (queue, claims, decisions) is in `review_cases`.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use hashscan_store::review::{
@@ -523,80 +525,71 @@ impl ReviewStore for PgStore {
         }
         let [mut w_cases, mut w_images, mut w_edges] = marks;
         let n = limit(batch);
-        let put = tx
-            .prepare_cached(
-                "INSERT INTO review_places (blake3, host, domain)
-                 SELECT $1::bytea, $2::text, $3::text WHERE EXISTS (SELECT 1 FROM cases WHERE blake3 = $1::bytea)
-                 ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(db)?;
-        let add = |key: Vec<u8>, host: String| {
-            let (tx, put) = (&tx, &put);
-            async move {
-                let host = host.to_ascii_lowercase();
-                if !host.is_empty() {
-                    tx.execute(put, &[&key, &host, &domain_of(&host)]).await.map_err(db)?;
-                }
-                Ok::<(), StoreError>(())
+        // Places are gathered per round and written in one statement: a
+        // round trip per sighting made a million-case catch-up take minutes.
+        let mut places: HashSet<(Vec<u8>, String)> = HashSet::new();
+        let mut add = |key: Vec<u8>, host: String| {
+            let host = host.to_ascii_lowercase();
+            if !host.is_empty() {
+                places.insert((key, host));
             }
         };
         let mut read = 0usize;
         // New cases: every host their image has so far.
         if let Some(top) = top_cases {
-            let cases = tx
+            let ids: Vec<i64> = tx
+                .query("SELECT id FROM cases WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3", &[&w_cases, &top, &n])
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let rows = tx
                 .query(
-                    "SELECT id, blake3 FROM cases WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3",
-                    &[&w_cases, &top, &n],
+                    "SELECT k.blake3, i.host, e.page_url FROM cases k
+                     JOIN images i ON i.blake3 = k.blake3
+                     LEFT JOIN edges e ON e.scan = i.scan AND e.image_id = i.image_id
+                     WHERE k.id = ANY($1)",
+                    &[&ids],
                 )
                 .await
                 .map_err(db)?;
-            let image_hosts =
-                tx.prepare_cached("SELECT DISTINCT host FROM images WHERE blake3 = $1").await.map_err(db)?;
-            let page_urls = tx
-                .prepare_cached(
-                    "SELECT DISTINCT e.page_url FROM images i JOIN edges e ON e.scan = i.scan AND e.image_id = i.image_id
-                     WHERE i.blake3 = $1",
-                )
-                .await
-                .map_err(db)?;
-            for r in &cases {
-                let key: Vec<u8> = r.get(1);
-                for h in tx.query(&image_hosts, &[&key]).await.map_err(db)? {
-                    add(key.clone(), h.get(0)).await?;
+            for r in &rows {
+                let key: Vec<u8> = r.get(0);
+                if let Some(h) = r.get::<_, Option<&str>>(2).and_then(host_of) {
+                    add(key.clone(), h);
                 }
-                for p in tx.query(&page_urls, &[&key]).await.map_err(db)? {
-                    if let Some(h) = host_of(p.get(0)) {
-                        add(key.clone(), h).await?;
-                    }
-                }
-                w_cases = r.get(0);
+                add(key, r.get(1));
             }
-            read += cases.len();
+            if let Some(&last) = ids.last() {
+                w_cases = last;
+            }
+            read += ids.len();
         }
         // New image records of existing cases: their host, and the pages
         // whose edges arrived before them.
         if let Some(top) = top_images {
-            let images = tx
+            let rows = tx
                 .query(
-                    "SELECT seq, blake3, host, scan, image_id FROM images WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+                    "WITH im AS (SELECT seq, blake3, host, scan, image_id FROM images
+                                 WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3)
+                     SELECT im.seq, im.blake3, im.host, e.page_url FROM im
+                     LEFT JOIN edges e ON e.scan = im.scan AND e.image_id = im.image_id",
                     &[&w_images, &top, &n],
                 )
                 .await
                 .map_err(db)?;
-            let edges_of =
-                tx.prepare_cached("SELECT page_url FROM edges WHERE scan = $1 AND image_id = $2").await.map_err(db)?;
-            for r in &images {
-                let (key, scan, image_id): (Vec<u8>, &str, &str) = (r.get(1), r.get(3), r.get(4));
-                add(key.clone(), r.get(2)).await?;
-                for p in tx.query(&edges_of, &[&scan, &image_id]).await.map_err(db)? {
-                    if let Some(h) = host_of(p.get(0)) {
-                        add(key.clone(), h).await?;
-                    }
+            let mut seqs = HashSet::new();
+            for r in &rows {
+                let (seq, key): (i64, Vec<u8>) = (r.get(0), r.get(1));
+                seqs.insert(seq);
+                w_images = w_images.max(seq);
+                if let Some(h) = r.get::<_, Option<&str>>(3).and_then(host_of) {
+                    add(key.clone(), h);
                 }
-                w_images = r.get(0);
+                add(key, r.get(2));
             }
-            read += images.len();
+            read += seqs.len();
         }
         // New edges whose image is already hashed.
         if let Some(top) = top_edges {
@@ -612,11 +605,28 @@ impl ReviewStore for PgStore {
             for r in &edges {
                 let key: Option<Vec<u8>> = r.get(2);
                 if let (Some(key), Some(h)) = (key, host_of(r.get(1))) {
-                    add(key, h).await?;
+                    add(key, h);
                 }
                 w_edges = r.get(0);
             }
             read += edges.len();
+        }
+        if !places.is_empty() {
+            let (mut keys, mut hosts, mut domains) = (Vec::new(), Vec::new(), Vec::new());
+            for (key, host) in places {
+                domains.push(domain_of(&host));
+                keys.push(key);
+                hosts.push(host);
+            }
+            tx.execute(
+                "INSERT INTO review_places (blake3, host, domain)
+                 SELECT u.b, u.h, u.d FROM unnest($1::bytea[], $2::text[], $3::text[]) AS u(b, h, d)
+                 WHERE EXISTS (SELECT 1 FROM cases WHERE blake3 = u.b)
+                 ON CONFLICT DO NOTHING",
+                &[&keys, &hosts, &domains],
+            )
+            .await
+            .map_err(db)?;
         }
         let set = tx
             .prepare_cached(

@@ -7,6 +7,11 @@
 //! made-up hashes; the service runs in-process on 127.0.0.1 and is asked
 //! over HTTP with an API token, one request at a time (an analyst's view:
 //! latency, not throughput).
+//!
+//! SQLite by default (a temporary file). With `--database-url` the store is
+//! that PostgreSQL database, which must hold no cases yet; it is filled by
+//! one server-side `generate_series` per table with the same shape and
+//! distribution (scores, statuses, hosts, scans, times), not the same rows.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,10 +20,11 @@ use anyhow::Context;
 use clap::Parser;
 use hashscan_review::{hash_password, new_api_token, ReviewConfig};
 use hashscan_store::review::Actor;
-use hashscan_store::{ReviewStore, SqliteStore};
+use hashscan_store::{SqliteStore, Store};
+use hashscan_store_postgres::PgStore;
 use rand::{Rng, SeedableRng};
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 #[command(name = "hashscan-bench-review")]
 struct Args {
     /// Cases in the store.
@@ -33,6 +39,54 @@ struct Args {
     /// Print JSON too.
     #[arg(long)]
     json: bool,
+    /// Run on this PostgreSQL database (empty of cases) instead of SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+/// The same tables as [`fill`], filled on the PostgreSQL server itself.
+async fn fill_postgres(url: &str, args: &Args) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let n: i64 = client.query_one("SELECT count(*) FROM cases", &[]).await?.get(0);
+    anyhow::ensure!(n == 0, "the database already holds {n} cases; give the benchmark an empty one");
+    let (cases, hosts) = (args.cases as i64, args.hosts as i64);
+    client.batch_execute("SET synchronous_commit = off; SELECT setseed(0.7)").await?;
+    // One row of made-up values per case, kept for the four inserts.
+    client
+        .execute(
+            "CREATE TEMP TABLE bench_rows AS
+             SELECT i,
+                    decode(md5(i::text) || md5((i + 1000000000000)::text), 'hex') AS b,
+                    0.5 + random() * 0.5 AS score,
+                    random() < 0.3 AS listed,
+                    1767225600000 + floor(random() * 90 * 86400000)::bigint AS at,
+                    'img' || (i % 7) || '.host' || floor(random() * $2::float8)::bigint || '.test' AS host,
+                    'scan-' || (i % 20) AS scan,
+                    random() AS status_draw
+             FROM generate_series(0, $1::bigint - 1) AS i",
+            &[&cases, &(hosts as f64)],
+        )
+        .await?;
+    client
+        .batch_execute(
+            "INSERT INTO contents (blake3, md5, sha1, sha256, bytes, first_seen, last_seen, score, ref_score, match_kind, factors)
+             SELECT b, substring(b FROM 1 FOR 16), substring(b FROM 1 FOR 20), b, 50000, at, at, score,
+                    CASE WHEN listed THEN 1.0 ELSE 0.0 END, CASE WHEN listed THEN 'exact' ELSE 'none' END, '[]'
+             FROM bench_rows;
+             INSERT INTO images (scan, image_id, blake3, host, ip, fetched_at)
+             SELECT scan, 'http://' || host || '/i/' || i || '.jpg', b, host, '127.0.0.1', at FROM bench_rows;
+             INSERT INTO edges (scan, page_url, image_id, seen_at)
+             SELECT scan, 'http://www.' || substring(host FROM 6) || '/p/' || (i / 8) || '.html',
+                    'http://' || host || '/i/' || i || '.jpg', at FROM bench_rows;
+             INSERT INTO cases (blake3, status, score, scan, opened_at, updated_at)
+             SELECT b, CASE WHEN status_draw < 0.90 THEN 'open' WHEN status_draw < 0.95 THEN 'confirmed' ELSE 'not_abuse' END,
+                    score, scan, at, at FROM bench_rows;
+             DROP TABLE bench_rows;
+             ANALYZE",
+        )
+        .await?;
+    Ok(())
 }
 
 fn fill(path: &std::path::Path, args: &Args) -> anyhow::Result<()> {
@@ -101,14 +155,22 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("hashscan.db");
-    let store = Arc::new(SqliteStore::open(&path)?);
     let started = Instant::now();
-    {
-        let path = path.clone();
-        let a = Args { cases: args.cases, hosts: args.hosts, requests: args.requests, json: args.json };
-        tokio::task::spawn_blocking(move || fill(&path, &a)).await??;
-    }
+    let (store, backend): (Arc<dyn Store>, &str) = match &args.database_url {
+        Some(url) => {
+            // Connecting applies the schema; the fill writes into it.
+            let store = Arc::new(PgStore::connect(url).await.context("PostgreSQL (--database-url)")?);
+            fill_postgres(url, &args).await.context("filling PostgreSQL")?;
+            (store, "PostgreSQL")
+        }
+        None => {
+            let path = dir.path().join("hashscan.db");
+            let store = Arc::new(SqliteStore::open(&path)?);
+            let a = Args { database_url: None, ..args.clone() };
+            tokio::task::spawn_blocking(move || fill(&path, &a)).await??;
+            (store, "SQLite")
+        }
+    };
     let fill_secs = started.elapsed().as_secs_f64();
     let actor = Actor { name: "cli:bench".into(), ip: None };
     store.add_user("bench", "lead", &hash_password("benchmark password")?, actor.clone(), 0).await?;
@@ -133,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     println!(
-        "# hashscan-bench-review: {} cases over {} hosts, store filled in {fill_secs:.1} s; {} requests per kind, one at a time",
+        "# hashscan-bench-review: {} cases over {} hosts on {backend}, store filled in {fill_secs:.1} s; {} requests per kind, one at a time",
         args.cases, args.hosts, args.requests
     );
     let mut rows = Vec::new();
@@ -204,7 +266,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if args.json {
-        println!("{}", serde_json::json!({ "cases": args.cases, "fill_secs": fill_secs, "rows": rows }));
+        println!(
+            "{}",
+            serde_json::json!({ "backend": backend, "cases": args.cases, "fill_secs": fill_secs, "rows": rows })
+        );
     }
     let _ = stop.send(());
     server.await.context("server task")??;
