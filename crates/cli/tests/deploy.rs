@@ -131,3 +131,26 @@ fn alerts_and_autoscalers_use_metrics_a_worker_serves() {
     assert!(read("k8s/hpa.yaml").contains("queue: hashscan.fetch"));
     assert!(metrics.contains(&format!("hashscan_queue_depth{{queue=\"{prefix}.fetch\"}}")), "{metrics}");
 }
+
+#[test]
+fn the_recheck_cronjob_runs_a_command_hashscan_accepts() {
+    let yaml = read("k8s/recheck.yaml");
+    assert!(read("k8s/kustomization.yaml").contains("- recheck.yaml"), "the CronJob is applied with the rest");
+    let line = yaml.lines().find(|l| l.trim_start().starts_with("args:")).expect("recheck.yaml has args");
+    let list = line.trim_start().trim_start_matches("args:").trim();
+    let args: Vec<String> = serde_json::from_str(list).expect("args are a flow list of strings");
+    assert_eq!(args[0], "recheck");
+    // On an empty data directory the arguments parse (clap exits 2 on a bad
+    // one) and the command stops on the missing results, as it must.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hashscan"))
+        .args(&args)
+        .arg("--data-dir")
+        .arg(empty.path())
+        .env_remove("HASHSCAN_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(stderr.contains("no results in"), "{stderr}");
+}
