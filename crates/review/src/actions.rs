@@ -35,8 +35,10 @@ pub(crate) struct DecisionDone {
 pub(crate) const SYNC_BATCH: usize = 5_000;
 /// Steps at most per request: `serve` keeps the table current in the
 /// background, so a request only takes in what arrived just now (a first
-/// catch-up of a million cases took 140 s inside one request).
-const SYNC_STEPS: usize = 4;
+/// catch-up of a million cases took 140 s inside one request). One step:
+/// with four, host-filtered requests during a large catch-up on
+/// PostgreSQL waited up to 5 s (docs/benchmarks.md).
+const SYNC_STEPS: usize = 1;
 
 fn holder_message(held: Option<ClaimInfo>) -> ApiError {
     match held {
