@@ -386,6 +386,10 @@ impl Bus for AmqpBus {
         }))
     }
 
+    async fn waiting(&self, topic: Topic) -> Result<Option<u64>, BusError> {
+        Ok(Some(u64::from(self.depth(topic).await?)))
+    }
+
     async fn take_dead_letters(&self, topic: Topic, max: usize) -> Result<Vec<DeadLetter>, BusError> {
         let live = self.live().await?;
         let queue = self.inner.config.dead_queue(topic);

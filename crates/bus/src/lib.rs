@@ -470,6 +470,13 @@ pub trait Bus: Send + Sync {
     /// Takes up to `max` dead letters of a topic (rejected or undecodable
     /// messages, with their reasons): for operators and tests.
     async fn take_dead_letters(&self, topic: Topic, max: usize) -> Result<Vec<DeadLetter>, BusError>;
+    /// Messages of a topic waiting for a consumer (not handed out yet), or
+    /// `None` when the bus cannot tell. The scheduler asks before it calls
+    /// a task lost: while tasks wait, the fetchers are only behind or away.
+    async fn waiting(&self, topic: Topic) -> Result<Option<u64>, BusError> {
+        let _ = topic;
+        Ok(None)
+    }
 }
 
 /// A rejected message and why.
@@ -555,6 +562,10 @@ impl Bus for MemoryBus {
             }
         }
         Ok(taken)
+    }
+
+    async fn waiting(&self, topic: Topic) -> Result<Option<u64>, BusError> {
+        Ok(Some(self.channel(topic).0.len() as u64))
     }
 }
 

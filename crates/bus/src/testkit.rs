@@ -39,6 +39,32 @@ pub async fn check_bus(bus: Arc<dyn Bus>) {
     consumers_share_a_topic(&bus).await;
     requeued_comes_again_marked_redelivered(&bus).await;
     rejected_goes_to_the_dead_letters_with_its_reason(&bus).await;
+    waiting_counts_what_no_consumer_took(&bus).await;
+}
+
+/// `waiting` counts the messages of a topic no consumer took yet (a
+/// broker may report a publish a moment late, so it is polled).
+pub async fn waiting_counts_what_no_consumer_took(bus: &Arc<dyn Bus>) {
+    async fn settles_at(bus: &Arc<dyn Bus>, want: u64) {
+        let mut last = None;
+        for _ in 0..100 {
+            last = bus.waiting(Topic::Fetch).await.expect("waiting");
+            if last == Some(want) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("waiting on the fetch topic: {last:?}, expected {want}");
+    }
+    settles_at(bus, 0).await;
+    bus.publish(Message::Fetch(task(7))).await.expect("publish");
+    bus.publish(Message::Fetch(task(8))).await.expect("publish");
+    settles_at(bus, 2).await;
+    let mut c = bus.consume(Topic::Fetch).await.expect("consume");
+    for _ in 0..2 {
+        next(&mut c).await.ack().await.expect("ack");
+    }
+    settles_at(bus, 0).await;
 }
 
 /// What is published is consumed unchanged, on its own topic only.

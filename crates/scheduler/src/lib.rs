@@ -469,6 +469,27 @@ impl<S: FrontierStore> Scheduler<S> {
         let now = Instant::now();
         let lapsed: Vec<String> =
             self.outstanding.iter().filter(|(_, l)| l.due <= now).map(|(u, _)| u.clone()).collect();
+        if lapsed.is_empty() {
+            return Ok(());
+        }
+        // Tasks still waiting on the queue: the fetchers are behind (or
+        // scaled to zero), not losing work. Wait on, count nothing.
+        let waiting = match self.bus.waiting(Topic::Fetch).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the fetch queue's depth");
+                None
+            }
+        };
+        if let Some(n) = waiting.filter(|n| *n > 0) {
+            tracing::info!(waiting = n, lapsed = lapsed.len(), "leases lapsed while tasks wait for fetchers; extended");
+            for url in &lapsed {
+                if let Some(lease) = self.outstanding.get_mut(url) {
+                    lease.due = now + self.config.task_lease;
+                }
+            }
+            return Ok(());
+        }
         for url in lapsed {
             let Some(lease) = self.outstanding.get_mut(&url) else { continue };
             if lease.renewals < self.config.lease_retries {

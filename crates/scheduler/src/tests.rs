@@ -46,14 +46,15 @@ async fn scan(
     store: SqliteStore,
     script: Arc<Script>,
 ) -> (ScanSummary, Vec<(Instant, String)>, SqliteStore) {
-    scan_losing(seeds, config, book, store, script, Arc::new(|_, _| false)).await
+    scan_losing(seeds, config, book, store, script, Arc::new(|_, _| false), Duration::ZERO).await
 }
 
 /// Whether the fetcher loses the task (acks it and never reports), given
 /// the task and how many times its URL was asked before.
 type Vanish = dyn Fn(&FetchTask, u32) -> bool + Send + Sync;
 
-/// [`scan`] with a fetcher that loses the tasks `vanish` picks.
+/// [`scan`] with a fetcher that loses the tasks `vanish` picks and starts
+/// consuming only after `away`.
 async fn scan_losing(
     seeds: &[&str],
     config: SchedulerConfig,
@@ -61,12 +62,14 @@ async fn scan_losing(
     store: SqliteStore,
     script: Arc<Script>,
     vanish: Arc<Vanish>,
+    away: Duration,
 ) -> (ScanSummary, Vec<(Instant, String)>, SqliteStore) {
     let bus = MemoryBus::new(256);
     let seen: Seen = Arc::default();
     let fetcher = {
         let (bus, seen) = (bus.clone(), seen.clone());
         tokio::spawn(async move {
+            tokio::time::sleep(away).await;
             let mut consumer = bus.consume(Topic::Fetch).await.unwrap();
             let mut asked: HashMap<String, u32> = HashMap::new();
             while let Some(d) = consumer.next().await {
@@ -283,7 +286,7 @@ async fn a_task_that_never_reports_is_handed_out_again_then_ends_as_lost() {
     let config = SchedulerConfig { task_lease: Duration::from_millis(150), lease_retries: 2, ..fast() };
     let store = SqliteStore::in_memory().unwrap();
     let (summary, seen, _) =
-        scan_losing(&["http://a.test/"], config, Arc::new(NoAddressBook), store, script, vanish).await;
+        scan_losing(&["http://a.test/"], config, Arc::new(NoAddressBook), store, script, vanish, Duration::ZERO).await;
     let asked = |p: &str| seen.iter().filter(|(_, u)| u.ends_with(p)).count();
     assert_eq!(asked("/late.html"), 2, "{seen:?}");
     assert_eq!(asked("/gone.html"), 3, "once and two renewals: {seen:?}");
@@ -301,9 +304,32 @@ async fn a_lost_robots_txt_counts_as_unavailable_and_the_scan_still_ends() {
         SchedulerConfig { task_lease: Duration::from_millis(60), lease_retries: 0, robots_attempts: 2, ..fast() };
     let store = SqliteStore::in_memory().unwrap();
     let (summary, seen, _) =
-        scan_losing(&["http://a.test/"], config, Arc::new(NoAddressBook), store, script, vanish).await;
+        scan_losing(&["http://a.test/"], config, Arc::new(NoAddressBook), store, script, vanish, Duration::ZERO).await;
     assert!(seen.iter().all(|(_, u)| u.ends_with("/robots.txt")), "{seen:?}");
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(summary.failed.get("robots_unavailable"), Some(&1));
+    assert_eq!(summary.unaccounted(), 0);
+}
+
+#[tokio::test]
+async fn leases_wait_while_tasks_wait_for_fetchers_that_are_away() {
+    let script: Arc<Script> = Arc::new(|t, _| match t.url.path() {
+        "/robots.txt" => Outcome::Robots { status: 404, body: None },
+        "/" => page(&["http://a.test/next.html"], &[]),
+        _ => page(&[], &[]),
+    });
+    // No fetcher for two and a half leases: the robots.txt task waits on
+    // the queue through two lapses. (Half a lease between the fetcher's
+    // return and the next lapse keeps a busy machine from racing them.)
+    let config = SchedulerConfig { task_lease: Duration::from_secs(1), lease_retries: 0, ..fast() };
+    let store = SqliteStore::in_memory().unwrap();
+    let away = Duration::from_millis(2500);
+    let (summary, seen, _) =
+        scan_losing(&["http://a.test/"], config, Arc::new(NoAddressBook), store, script, Arc::new(|_, _| false), away)
+            .await;
+    assert_eq!(seen.len(), 3, "robots.txt, / and next.html, once each: {seen:?}");
+    assert_eq!(summary.lease_renewals, 0);
+    assert_eq!(summary.failed.get("lost"), None);
+    assert_eq!(summary.pages, 2);
     assert_eq!(summary.unaccounted(), 0);
 }
