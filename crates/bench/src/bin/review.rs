@@ -183,17 +183,18 @@ async fn main() -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
     let http = reqwest::Client::builder().build()?;
-    let get = |q: String| {
+    let fetch = |path: String| {
         let (http, base, token) = (http.clone(), base.clone(), token.clone());
         async move {
             let t = Instant::now();
-            let r = http.get(format!("{base}/api/cases{q}")).bearer_auth(&token).send().await?;
+            let r = http.get(format!("{base}{path}")).bearer_auth(&token).send().await?;
             let status = r.status();
             let v: serde_json::Value = serde_json::from_slice(&r.bytes().await?)?;
-            anyhow::ensure!(status.is_success(), "{q}: {status} {v}");
+            anyhow::ensure!(status.is_success(), "{path}: {status} {v}");
             Ok::<_, anyhow::Error>((t.elapsed(), v))
         }
     };
+    let get = |q: String| fetch(format!("/api/cases{q}"));
     println!(
         "# hashscan-bench-review: {} cases over {} hosts on {backend}, store filled in {fill_secs:.1} s; {} requests per kind, one at a time",
         args.cases, args.hosts, args.requests
@@ -252,6 +253,23 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     run("queue, by host", t, first);
+    // The hotspot view over the fill's 90 days, weekly, top 20 places:
+    // it counts every case of the period, so it is asked fewer times.
+    for (name, by) in [("hotspots, by host (13 weeks)", "host"), ("hotspots, by domain (13 weeks)", "domain")] {
+        let (mut t, mut first) = (Vec::new(), None);
+        for _ in 0..args.requests.div_ceil(10) {
+            let path =
+                format!("/api/hotspots?by={by}&bucket=week&since=2026-01-01T00:00:00Z&until=2026-04-01T00:00:00Z");
+            let (d, v) = fetch(path).await?;
+            anyhow::ensure!(v["places"].as_array().is_some_and(|p| !p.is_empty()), "no places in {v}");
+            if first.is_none() {
+                first = Some(d);
+            } else {
+                t.push(d);
+            }
+        }
+        run(name, t, first);
+    }
     println!("| request | n | p50 ms | p99 ms | max ms | first ms |");
     println!("|---|---|---|---|---|---|");
     for r in &rows {
