@@ -909,22 +909,7 @@ impl PgStore {
         for r in c.query(&st, &[&start_ms, &end_ms, &width_ms]).await.map_err(db)? {
             out.counts.push(HotspotCount { place: None, bucket: r.get(0), status: r.get(1), cases: count(r.get(2)) });
         }
-        let st = c
-            .prepare_cached(&format!(
-                "SELECT p.{col}, count(DISTINCT cs.id)
-                 FROM cases cs JOIN contents ct ON ct.blake3 = cs.blake3 JOIN review_places p ON p.blake3 = cs.blake3
-                 WHERE cs.status = 'open' AND ct.first_seen >= $1 AND ct.first_seen < $2
-                 GROUP BY 1 ORDER BY p.{col} COLLATE \"C\""
-            ))
-            .await
-            .map_err(db)?;
-        out.open = c
-            .query(&st, &[&start_ms, &end_ms])
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| (r.get(0), count(r.get(1))))
-            .collect();
+        out.open_from_counts();
         let st = c
             .prepare_cached(&format!(
                 "SELECT DISTINCT p.{col} COLLATE \"C\", cs.id, ct.first_seen, cs.online, cs.offline_since
