@@ -295,9 +295,22 @@ impl Browser {
         bounded(&format!("read {css}"), e.prop("value")).await.unwrap_or_default()
     }
 
+    /// The text of `css`. A page that is replaced between finding the
+    /// element and reading it (a form's redirect landing) leaves a stale
+    /// element: it is found again on the new page, within the test's bound.
     async fn text(&self, css: &str) -> String {
-        let e = self.find(css).await;
-        bounded(&format!("read {css}"), e.text()).await
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let e = self.find(css).await;
+            match tokio::time::timeout(WAIT, e.text()).await {
+                Ok(Ok(t)) => return t,
+                Ok(Err(err)) if err.to_string().contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(Err(err)) => panic!("read {css}: {err}"),
+                Err(_) => panic!("read {css}: no answer within {WAIT:?}"),
+            }
+        }
     }
 
     /// Waits until the browser is on a page whose URL satisfies `ok`, and
