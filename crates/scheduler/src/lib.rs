@@ -297,12 +297,30 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// The earlier of two optional times.
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+/// The report of a URL that ends as failed without a request of its own
+/// (refused, given up after throttling, or lost).
+fn no_request(task: FetchTask, reason: FailReason, detail: String) -> FetchReport {
+    FetchReport {
+        task,
+        started_at_ms: now_ms(),
+        ip: None,
+        validators: None,
+        outcome: Outcome::Failed { reason, detail },
+        match_messages: 0,
+    }
+}
+
+/// `pick` of two optional times, or the one that is there.
+fn either(a: Option<Instant>, b: Option<Instant>, pick: fn(Instant, Instant) -> Instant) -> Option<Instant> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
+        (Some(a), Some(b)) => Some(pick(a, b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The earlier of two optional times.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    either(a, b, Instant::min)
 }
 
 /// A task handed out: when it is handed out again, and how often it was.
@@ -312,11 +330,9 @@ struct Lease {
     renewals: u8,
 }
 
+/// The later of two optional times.
 fn later(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
+    either(a, b, Instant::max)
 }
 
 /// One scan's scheduler.
@@ -502,14 +518,7 @@ impl<S: FrontierStore> Scheduler<S> {
             } else {
                 let detail = format!("no report after {} hand-outs", u32::from(lease.renewals) + 1);
                 tracing::warn!(url = %url, "{detail}; the URL ends as lost");
-                let report = FetchReport {
-                    task: lease.task.clone(),
-                    started_at_ms: now_ms(),
-                    ip: None,
-                    validators: None,
-                    outcome: Outcome::Failed { reason: FailReason::Lost, detail },
-                    match_messages: 0,
-                };
+                let report = no_request(lease.task.clone(), FailReason::Lost, detail);
                 self.on_report(report).await?;
             }
         }
@@ -711,15 +720,7 @@ impl<S: FrontierStore> Scheduler<S> {
     /// Records a URL that ends without a request.
     async fn refuse(&mut self, task: FetchTask, reason: FailReason, detail: String) -> Result<(), SchedulerError> {
         let (url, host) = (task.url.to_string(), task.host().to_string());
-        let report = FetchReport {
-            task,
-            started_at_ms: now_ms(),
-            ip: None,
-            validators: None,
-            outcome: Outcome::Failed { reason, detail },
-            match_messages: 0,
-        };
-        self.settle(report).await?;
+        self.settle(no_request(task, reason, detail)).await?;
         self.keep(&url, &host).await
     }
 
@@ -925,15 +926,7 @@ impl<S: FrontierStore> Scheduler<S> {
             } else {
                 format!("HTTP {status} on {} attempts", task.attempt + 1)
             };
-            let report = FetchReport {
-                task,
-                started_at_ms: now_ms(),
-                ip: None,
-                validators: None,
-                outcome: Outcome::Failed { reason: FailReason::Throttled, detail },
-                match_messages: 0,
-            };
-            return self.settle(report).await;
+            return self.settle(no_request(task, FailReason::Throttled, detail)).await;
         }
         if let Some(h) = self.hosts.get_mut(&host) {
             h.slowdown = (h.slowdown + 1).min(6);
